@@ -1,0 +1,514 @@
+//! Code emission: per-statement stubs appended after the original code, and
+//! continuations prepended before it.
+//!
+//! Stubs (one per resume point with covered instructions), entered with the
+//! stack `[base…, exc]` from the exception table:
+//!
+//! ```text
+//! stub_S:  LOAD_GLOBAL  NULL + __resurrect_dispatch__
+//!          COPY 3                      # exc
+//!          LOAD_CONST   S
+//!          [PRECALL 2] CALL 2          # -> None | True | False   (raises: T_G)
+//!          COPY 1; POP_JUMP_IF_NONE P_G          # propagate
+//!          POP_JUMP_IF_FALSE skip_S              # skip (if S can be skipped)
+//!          POP_TOP; JUMP_BACKWARD_NO_INTERRUPT start_S        # retry
+//! skip_S:  POP_TOP; JUMP_BACKWARD_NO_INTERRUPT skip_to_S
+//! ```
+//!
+//! Shared per group (base kinds, original handler):
+//!
+//! ```text
+//! P_G:  POP_TOP; RERAISE 0          # the RERAISE carries the original handler
+//! T_G:  (the dispatcher raised: leave, rerun, hand-over, or a new exception)
+//!       LOAD_GLOBAL NULL + __resurrect_unwind__; COPY 3; CALL 1  # -> None | True | False
+//!       COPY 1; POP_JUMP_IF_NONE P_G                 # re-raise what the dispatcher raised
+//!       POP_JUMP_IF_FALSE X_G
+//!       POP_TOP; <unwind base: POP_TOP / __exit__(None,None,None) / POP_EXCEPT>
+//!       LOAD_GLOBAL NULL + __resurrect_value__; CALL 0; RETURN_VALUE
+//! X_G:  POP_TOP; <drop base without running exits>; (same value and return)
+//! ```
+
+use std::collections::HashMap;
+
+use crate::analysis::{Analysis, ResumePoint, SlotKind};
+use crate::error::{Error, Result};
+use crate::exctable::{self, Handler};
+use crate::instr::{self, prefixes_for};
+use crate::linetable;
+use crate::opcodes::{Op, Version};
+
+/// Indices (in `co_names` / `co_consts`) the emitted code refers to.
+#[derive(Clone, Copy, Debug)]
+pub struct StubNames {
+    /// `co_names` index of `__resurrect_dispatch__`.
+    pub dispatch: u32,
+    /// `co_names` index of `__resurrect_unwind__`.
+    pub unwind: u32,
+    /// `co_names` index of `__resurrect_value__`.
+    pub value: u32,
+    /// `co_consts` index holding the integer 0; resume point `i` loads `first_rp_const + i`.
+    pub first_rp_const: u32,
+}
+
+/// The rewritten parts of a code object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewritten {
+    pub code: Vec<u8>,
+    pub exceptiontable: Vec<u8>,
+    pub linetable: Vec<u8>,
+    pub stacksize: u32,
+    /// Resume points that received a stub.
+    pub stubs: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Label {
+    Stub(u32),
+    Skip(u32),
+    /// The retry tail of a stub (`POP_TOP; JUMP start`), shared as the skip of the statement before.
+    Retry(u32),
+    Propagate(u32),
+    Terminal(u32),
+    Transfer(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Arg {
+    Imm(u32),
+    /// A jump to a label in the appended code.
+    To(Label),
+    /// A jump to an absolute code unit of the original code.
+    Back(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Emit {
+    op: Op,
+    arg: Arg,
+    label: Option<Label>,
+    handler: Option<Handler>,
+    line: Option<i64>,
+}
+
+/// A sequence of symbolic instructions being appended.
+struct Asm {
+    ver: Version,
+    out: Vec<Emit>,
+    handler: Option<Handler>,
+    line: Option<i64>,
+    pending_label: Option<Label>,
+}
+
+impl Asm {
+    fn new(ver: Version) -> Self {
+        Asm {
+            ver,
+            out: Vec::new(),
+            handler: None,
+            line: None,
+            pending_label: None,
+        }
+    }
+    fn label(&mut self, l: Label) {
+        self.pending_label = Some(l);
+    }
+    fn op(&mut self, op: Op, arg: Arg) {
+        let label = self.pending_label.take();
+        self.out.push(Emit {
+            op,
+            arg,
+            label,
+            handler: self.handler,
+            line: self.line,
+        });
+    }
+    fn imm(&mut self, op: Op, a: u32) {
+        self.op(op, Arg::Imm(a));
+    }
+    fn call(&mut self, nargs: u32) {
+        if self.ver == Version::V3_11 {
+            self.imm(Op::Precall, nargs);
+        }
+        self.imm(Op::Call, nargs);
+    }
+    fn pop_jump_if_none(&mut self, to: Label) {
+        let op = if self.ver == Version::V3_11 {
+            Op::PopJumpForwardIfNone
+        } else {
+            Op::PopJumpIfNone
+        };
+        self.op(op, Arg::To(to));
+    }
+    fn pop_jump_if_false(&mut self, to: Label) {
+        let op = if self.ver == Version::V3_11 {
+            Op::PopJumpForwardIfFalse
+        } else {
+            Op::PopJumpIfFalse
+        };
+        self.op(op, Arg::To(to));
+    }
+    fn load_global_null(&mut self, name: u32) {
+        self.imm(Op::LoadGlobal, (name << 1) | 1);
+    }
+}
+
+/// Emit the unwinding of `base` (top first) as `return` would, or drop the
+/// slots without running exits (`run_exits == false`, for a hand-over).
+fn unwind(asm: &mut Asm, base: &[SlotKind], none_const: u32, run_exits: bool) {
+    for k in base.iter().rev() {
+        match k {
+            SlotKind::WithExit if run_exits => {
+                for _ in 0..3 {
+                    asm.imm(Op::LoadConst, none_const);
+                }
+                asm.call(2);
+                asm.imm(Op::PopTop, 0);
+            }
+            SlotKind::ExcInfo => asm.imm(Op::PopExcept, 0),
+            _ => asm.imm(Op::PopTop, 0),
+        }
+    }
+}
+
+/// Lay out symbolic instructions starting at code unit `base_unit`, resolving
+/// labels and choosing `EXTENDED_ARG` prefixes until sizes are stable.
+fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<u32>)> {
+    let mut prefixes: Vec<u8> = items
+        .iter()
+        .map(|e| match e.arg {
+            Arg::Imm(a) => prefixes_for(a),
+            _ => 0,
+        })
+        .collect();
+    for _round in 0..16 {
+        let mut offsets = Vec::with_capacity(items.len());
+        let mut labels: HashMap<Label, u32> = HashMap::new();
+        let mut at = base_unit;
+        for (e, p) in items.iter().zip(&prefixes) {
+            offsets.push(at);
+            if let Some(l) = e.label {
+                labels.insert(l, at);
+            }
+            at += *p as u32 + 1 + ver.caches(e.op) as u32;
+        }
+        let mut args = Vec::with_capacity(items.len());
+        let mut stable = true;
+        for (k, e) in items.iter().enumerate() {
+            let end = offsets[k] + prefixes[k] as u32 + 1 + ver.caches(e.op) as u32;
+            let a: u32 = match e.arg {
+                Arg::Imm(a) => a,
+                Arg::To(l) => {
+                    let t = *labels.get(&l).ok_or(Error::Layout("missing label"))?;
+                    t.checked_sub(end).ok_or(Error::Layout("a conditional jump would go backward"))?
+                }
+                Arg::Back(t) => end
+                    .checked_sub(t)
+                    .ok_or(Error::Layout("a jump back would go forward"))?,
+            };
+            let need = prefixes_for(a);
+            if need > prefixes[k] {
+                prefixes[k] = need;
+                stable = false;
+            }
+            args.push(a);
+        }
+        if stable {
+            let mut code = Vec::new();
+            for ((e, a), p) in items.iter().zip(&args).zip(&prefixes) {
+                instr::encode_one(&mut code, ver, ver.num(e.op), *a, *p);
+            }
+            return Ok((code, offsets));
+        }
+    }
+    Err(Error::Layout("layout does not converge"))
+}
+
+/// Append stubs for every resume point with covered instructions.
+///
+/// `none_const` is a `co_consts` index holding `None` (for `__exit__` calls).
+pub fn instrument(
+    a: &Analysis,
+    original_code: &[u8],
+    original_linetable: &[u8],
+    firstlineno: i64,
+    names: StubNames,
+    none_const: u32,
+) -> Result<Rewritten> {
+    let ver = a.version;
+    let mut asm = Asm::new(ver);
+    let stubbed: Vec<&ResumePoint> = a.rps.iter().filter(|r| r.covered > 0).collect();
+    // Groups: same base kinds and same original handler share the terminal code.
+    let mut groups: Vec<(Vec<SlotKind>, Option<Handler>, bool)> = Vec::new();
+    let mut group_of: HashMap<u32, u32> = HashMap::new();
+    for rp in &stubbed {
+        let key = (rp.base.clone(), rp.handler, rp.leave_refusal.is_none());
+        let g = match groups.iter().position(|g| *g == key) {
+            Some(g) => g,
+            None => {
+                groups.push(key);
+                groups.len() - 1
+            }
+        };
+        group_of.insert(rp.index, g as u32);
+    }
+    for (k, rp) in stubbed.iter().enumerate() {
+        let g = group_of[&rp.index];
+        let leave_ok = rp.leave_refusal.is_none();
+        asm.handler = rp.handler;
+        asm.line = rp.line;
+        asm.label(Label::Stub(rp.index));
+        asm.load_global_null(names.dispatch);
+        asm.imm(Op::Copy, 3);
+        asm.imm(Op::LoadConst, names.first_rp_const + rp.index);
+        if ver == Version::V3_11 {
+            asm.imm(Op::Precall, 2);
+        }
+        // A dispatcher that raises lands in T_G (leave, rerun, hand-over).
+        if leave_ok {
+            asm.handler = Some(Handler {
+                target: 0, // patched below: T_G of this group
+                depth: rp.depth(),
+                lasti: false,
+            });
+        }
+        let call_index = asm.out.len();
+        asm.imm(Op::Call, 2);
+        asm.handler = rp.handler;
+        asm.imm(Op::Copy, 1);
+        asm.pop_jump_if_none(Label::Propagate(g));
+        // Skipping to where the next stub retries shares that stub's tail.
+        let next = stubbed.get(k + 1);
+        let share = match (rp.skip_to, next) {
+            (Some(t), Some(n)) if n.start == t && n.base == rp.base => Some(n.index),
+            _ => None,
+        };
+        match (rp.skip_to, share) {
+            (Some(_), Some(n)) => asm.pop_jump_if_false(Label::Retry(n)),
+            (Some(_), None) => asm.pop_jump_if_false(Label::Skip(rp.index)),
+            (None, _) => asm.imm(Op::PopTop, 0),
+        }
+        asm.label(Label::Retry(rp.index));
+        asm.imm(Op::PopTop, 0);
+        asm.op(Op::JumpBackwardNoInterrupt, Arg::Back(rp.start));
+        if let (Some(t), None) = (rp.skip_to, share) {
+            asm.label(Label::Skip(rp.index));
+            asm.imm(Op::PopTop, 0);
+            asm.op(Op::JumpBackwardNoInterrupt, Arg::Back(t));
+        }
+        if leave_ok {
+            asm.out[call_index].handler = Some(Handler {
+                target: u32::MAX - g, // marker resolved after layout
+                depth: rp.depth(),
+                lasti: false,
+            });
+        }
+    }
+    for (g, (base, handler, leave_ok)) in groups.iter().enumerate() {
+        let g = g as u32;
+        asm.handler = *handler;
+        asm.line = None;
+        // T_G before P_G: 3.12+ conditional jumps only go forward.
+        if *leave_ok {
+            asm.label(Label::Terminal(g));
+            asm.load_global_null(names.unwind);
+            asm.imm(Op::Copy, 3);
+            asm.call(1);
+            asm.imm(Op::Copy, 1);
+            asm.pop_jump_if_none(Label::Propagate(g));
+            asm.pop_jump_if_false(Label::Transfer(g));
+            for run_exits in [true, false] {
+                if !run_exits {
+                    asm.label(Label::Transfer(g));
+                }
+                asm.imm(Op::PopTop, 0);
+                unwind(&mut asm, base, none_const, run_exits);
+                asm.load_global_null(names.value);
+                asm.call(0);
+                asm.imm(Op::ReturnValue, 0);
+            }
+        }
+        asm.label(Label::Propagate(g));
+        asm.imm(Op::PopTop, 0);
+        asm.imm(Op::Reraise, 0);
+    }
+    let orig_units = (original_code.len() / 2) as u32;
+    let (stub_code, offsets) = layout(ver, &asm.out, orig_units)?;
+    let mut label_at: HashMap<Label, u32> = HashMap::new();
+    for (e, off) in asm.out.iter().zip(&offsets) {
+        if let Some(l) = e.label {
+            label_at.insert(l, *off);
+        }
+    }
+    // Exception table: covered instructions go to their stub; stub code carries
+    // the statement's original handler (or T_G for the dispatcher call).
+    let total_units = orig_units as usize + stub_code.len() / 2;
+    let mut units: Vec<Option<Handler>> = vec![None; total_units];
+    for e in &a.entries {
+        for u in e.start..e.end.min(orig_units) {
+            units[u as usize] = Some(e.handler());
+        }
+    }
+    for (i, ins) in a.instrs.iter().enumerate() {
+        if !a.covered[i] {
+            continue;
+        }
+        let Some(r) = a.owner[i] else { continue };
+        let rp = &a.rps[r as usize];
+        let target = label_at[&Label::Stub(r)];
+        for u in ins.offset..ins.end() {
+            units[u as usize] = Some(Handler {
+                target,
+                depth: rp.depth(),
+                lasti: false,
+            });
+        }
+    }
+    let mut line_entries = linetable::decode(original_linetable)?;
+    let mut prev_line = linetable::final_line(&line_entries, firstlineno);
+    let mut max_extra = 0u32;
+    for (k, e) in asm.out.iter().enumerate() {
+        let start = offsets[k];
+        let end = offsets.get(k + 1).copied().unwrap_or(total_units as u32);
+        let h = e.handler.map(|h| {
+            if h.target > u32::MAX - 4096 {
+                Handler {
+                    target: label_at[&Label::Terminal(u32::MAX - h.target)],
+                    ..h
+                }
+            } else {
+                h
+            }
+        });
+        for u in start..end {
+            units[u as usize] = h;
+        }
+        let entries = linetable::line_entries(end - start, e.line, prev_line);
+        if let Some(l) = e.line {
+            prev_line = l;
+        }
+        line_entries.extend(entries);
+        max_extra = max_extra.max(6);
+    }
+    // Original code whose table ends early: make sure the original part is
+    // fully described before appending (pad with no-location entries).
+    let described: u32 = linetable::decode(original_linetable)?
+        .iter()
+        .map(|e| e.length as u32)
+        .sum();
+    if described != orig_units {
+        return Err(Error::BadLineTable(original_linetable.len()));
+    }
+    let max_base = stubbed.iter().map(|r| r.depth()).max().unwrap_or(0);
+    let mut code = original_code.to_vec();
+    code.extend_from_slice(&stub_code);
+    Ok(Rewritten {
+        code,
+        exceptiontable: exctable::encode(&exctable::from_units(&units)),
+        linetable: linetable::encode(&line_entries),
+        stacksize: a.max_depth.max(max_base + max_extra),
+        stubs: stubbed.len() as u32,
+    })
+}
+
+/// One value a continuation's prologue restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// `STORE_FAST local` from `co_consts[konst]`.
+    Fast { local: u32, konst: u32 },
+    /// A cell variable: `STORE_DEREF local` (after the prologue's `MAKE_CELL`s).
+    Cell { local: u32, konst: u32 },
+    /// Push a base slot (iterator, bound `__exit__`).
+    Push { konst: u32 },
+    /// Re-enter an `except` body: push the handled exception and `PUSH_EXC_INFO; POP_TOP`.
+    ExcInfo { konst: u32 },
+}
+
+/// Build a continuation: the prologue of `a` (cells, free variables, `RESUME`),
+/// then `restores`, then a jump to code unit `target` of the (possibly already
+/// instrumented) code, whose bytes, exception table and line table are given.
+/// Returns the new code, exception table, line table and stack size.
+pub fn continuation(
+    ver: Version,
+    code: &[u8],
+    exceptiontable: &[u8],
+    linetable: &[u8],
+    stacksize: u32,
+    target: u32,
+    restores: &[Restore],
+) -> Result<Rewritten> {
+    let instrs = instr::decode(code, ver)?;
+    let mut asm = Asm::new(ver);
+    for ins in &instrs {
+        match ins.op {
+            Op::MakeCell | Op::CopyFreeVars => asm.imm(ins.op, ins.arg),
+            Op::Resume => {
+                asm.imm(Op::Resume, 0);
+                break;
+            }
+            Op::ReturnGenerator | Op::PopTop => {
+                return Err(Error::Continuation(
+                    "generators and coroutines cannot be continued".into(),
+                ))
+            }
+            _ => return Err(Error::Continuation("unexpected prologue".into())),
+        }
+    }
+    let mut pushed = 0u32;
+    for r in restores {
+        match *r {
+            Restore::Fast { local, konst } => {
+                asm.imm(Op::LoadConst, konst);
+                asm.imm(Op::StoreFast, local);
+            }
+            Restore::Cell { local, konst } => {
+                asm.imm(Op::LoadConst, konst);
+                asm.imm(Op::StoreDeref, local);
+            }
+            Restore::Push { konst } => {
+                asm.imm(Op::LoadConst, konst);
+                pushed += 1;
+            }
+            Restore::ExcInfo { konst } => {
+                asm.imm(Op::LoadConst, konst);
+                asm.imm(Op::PushExcInfo, 0);
+                asm.imm(Op::PopTop, 0);
+                pushed += 1;
+            }
+        }
+    }
+    // The jump's distance depends on the prologue's own size: iterate.
+    let mut jump_prefix = 0u8;
+    let (prologue, plen) = loop {
+        let mut bytes = Vec::new();
+        for e in &asm.out {
+            let Arg::Imm(a) = e.arg else { unreachable!() };
+            instr::encode_one(&mut bytes, ver, ver.num(e.op), a, prefixes_for(a));
+        }
+        let jump_units = jump_prefix as u32 + 1 + ver.caches(Op::JumpForward) as u32;
+        let plen = (bytes.len() / 2) as u32 + jump_units;
+        let arg = target; // from the end of the jump (= plen) to plen + target
+        if prefixes_for(arg) > jump_prefix {
+            jump_prefix = prefixes_for(arg);
+            continue;
+        }
+        instr::encode_one(&mut bytes, ver, ver.num(Op::JumpForward), arg, jump_prefix);
+        break (bytes, plen);
+    };
+    let mut entries = exctable::decode(exceptiontable)?;
+    for e in &mut entries {
+        e.start += plen;
+        e.end += plen;
+        e.target += plen;
+    }
+    let mut lines = linetable::line_entries(plen, None, 0);
+    lines.extend(linetable::decode(linetable)?);
+    let mut out = prologue;
+    out.extend_from_slice(code);
+    Ok(Rewritten {
+        code: out,
+        exceptiontable: exctable::encode(&entries),
+        linetable: linetable::encode(&lines),
+        stacksize: stacksize.max(pushed + 2),
+        stubs: 0,
+    })
+}

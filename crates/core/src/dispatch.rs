@@ -1,0 +1,283 @@
+//! The builtin the stubs call, with the fast path that decides in Rust
+//! whether the frame's own `except` catches the exception.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use pyo3::exceptions::{PyGeneratorExit, PyKeyboardInterrupt, PyStopIteration, PySystemExit};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use resurrect_bytecode::analysis::{Analysis, HandlerKind};
+use resurrect_bytecode::exctable::Handler;
+use resurrect_bytecode::{Op, Version};
+
+use crate::frames::base_slots;
+use crate::instrument::{analyse, lookup};
+use crate::version;
+
+fn hook() -> &'static Mutex<Option<Py<PyAny>>> {
+    static HOOK: OnceLock<Mutex<Option<Py<PyAny>>>> = OnceLock::new();
+    HOOK.get_or_init(|| Mutex::new(None))
+}
+
+/// Number of `handler_bind` regions in force in any thread: while non-zero,
+/// every exception goes to Python so handlers can see it first.
+static HANDLERS_ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Install the Python decision function `hook(frame, exc, rp_index)`, which
+/// returns `None` (propagate), `True` (retry) or `False` (skip), or raises.
+#[pyfunction]
+#[pyo3(signature = (hook_fn=None))]
+fn set_hook(hook_fn: Option<Py<PyAny>>) {
+    if let Ok(mut h) = hook().lock() {
+        *h = hook_fn;
+    }
+}
+
+/// Tell the fast path how many `handler_bind` regions are in force.
+#[pyfunction]
+fn set_handlers_active(n: usize) {
+    HANDLERS_ACTIVE.store(n, Ordering::SeqCst);
+}
+
+fn current_frame(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+    // SAFETY: PyEval_GetFrame returns a borrowed reference (or NULL) to this
+    // thread's running frame; we hold the GIL.
+    let f = unsafe { ffi::PyEval_GetFrame() };
+    if f.is_null() {
+        None
+    } else {
+        // SAFETY: non-null borrowed reference to a frame object.
+        Some(unsafe { Bound::from_borrowed_ptr(py, f as *mut ffi::PyObject) })
+    }
+}
+
+/// The verdict of one `try`/`except` dispatch for `exc`: `Some(true)` a clause
+/// matches, `Some(false)` none does, `None` the clauses could not be evaluated
+/// here (local names, unusual expressions).
+fn except_catches(
+    a: &Analysis,
+    frame: &Bound<'_, PyAny>,
+    h: Handler,
+    exc: &Bound<'_, PyAny>,
+) -> PyResult<Option<bool>> {
+    let py = frame.py();
+    let Some(mut i) = a.index_of_start(h.target) else {
+        return Ok(None);
+    };
+    i += 1; // past PUSH_EXC_INFO
+    let code = frame.getattr("f_code")?;
+    let names = code.getattr("co_names")?.cast_into::<PyTuple>()?;
+    let globals = frame.getattr("f_globals")?.cast_into::<PyDict>()?;
+    let builtins = frame.getattr("f_builtins")?;
+    let exc_type = exc.get_type();
+    let mut stack: Vec<Bound<'_, PyAny>> = Vec::new();
+    for _ in 0..256 {
+        let Some(ins) = a.instrs.get(i) else { return Ok(None) };
+        match ins.op {
+            Op::PopTop if stack.is_empty() => return Ok(Some(true)),
+            Op::Reraise => return Ok(Some(false)),
+            Op::LoadGlobal | Op::LoadName => {
+                let idx = if ins.op == Op::LoadGlobal { ins.arg >> 1 } else { ins.arg };
+                if ins.op == Op::LoadGlobal && ins.arg & 1 == 1 {
+                    return Ok(None);
+                }
+                let name = names.get_item(idx as usize)?;
+                if ins.op == Op::LoadName {
+                    let locals = frame.getattr("f_locals")?;
+                    if !locals.is(&globals) {
+                        return Ok(None);
+                    }
+                }
+                let v = match globals.get_item(&name)? {
+                    Some(v) => v,
+                    None => match builtins.get_item(&name) {
+                        Ok(v) => v,
+                        Err(_) => return Ok(None),
+                    },
+                };
+                stack.push(v);
+            }
+            Op::LoadAttr => {
+                let idx = if a.version == Version::V3_11 { ins.arg } else { ins.arg >> 1 };
+                if a.version != Version::V3_11 && ins.arg & 1 == 1 {
+                    return Ok(None);
+                }
+                let Some(obj) = stack.pop() else { return Ok(None) };
+                match obj.getattr(names.get_item(idx as usize)?.cast_into::<pyo3::types::PyString>()?) {
+                    Ok(v) => stack.push(v),
+                    Err(_) => return Ok(None),
+                }
+            }
+            Op::BuildTuple => {
+                let n = ins.arg as usize;
+                if stack.len() < n {
+                    return Ok(None);
+                }
+                let items = stack.split_off(stack.len() - n);
+                stack.push(PyTuple::new(py, items)?.into_any());
+            }
+            Op::CheckExcMatch => {
+                let Some(clause) = stack.pop() else { return Ok(None) };
+                let valid = |c: &Bound<'_, PyAny>| {
+                    c.cast::<PyType>()
+                        .map(|t| t.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
+                        .unwrap_or(false)
+                };
+                let ok = if let Ok(t) = clause.cast::<PyTuple>() {
+                    t.iter().all(|c| valid(&c))
+                } else {
+                    valid(&clause)
+                };
+                if !ok {
+                    return Ok(None);
+                }
+                // SAFETY: both are valid object pointers; the function only reads them.
+                let m = unsafe { ffi::PyErr_GivenExceptionMatches(exc_type.as_ptr(), clause.as_ptr()) };
+                if m != 0 {
+                    return Ok(Some(true));
+                }
+                // Next clause: the POP_JUMP_IF_FALSE after CHECK_EXC_MATCH.
+                let Some(j) = a.instrs.get(i + 1) else { return Ok(None) };
+                if !matches!(j.op, Op::PopJumpIfFalse | Op::PopJumpForwardIfFalse) {
+                    return Ok(None);
+                }
+                let Some(t) = resurrect_bytecode::instr::jump_target(j, a.version) else {
+                    return Ok(None);
+                };
+                let Some(ti) = a.index_of_start(t as u32) else { return Ok(None) };
+                i = ti;
+                stack.clear();
+                continue;
+            }
+            _ => return Ok(None),
+        }
+        i += 1;
+    }
+    Ok(None)
+}
+
+/// One step of the handler chain met by an exception in `frame` at byte
+/// offset `lasti`: `(kind, detail)` with kind one of `except`, `except*`,
+/// `with`, `finally`, `cleanup`, `generator`; detail is the verdict of an
+/// `except` (`True`, `False`, `None` = unknown) or the bound `__exit__` of a
+/// `with` (or `None`).
+fn chain<'py>(
+    frame: &Bound<'py, PyAny>,
+    exc: &Bound<'py, PyAny>,
+    lasti: i64,
+    info: &Analysis,
+) -> PyResult<Vec<(&'static str, Bound<'py, PyAny>)>> {
+    let py = frame.py();
+    let mut out = Vec::new();
+    let Some(i) = info.instr_at_unit((lasti.max(0) / 2) as u32) else {
+        return Ok(out);
+    };
+    let slots = base_slots(frame, Some(lasti))?;
+    for (h, kind) in info.handler_chain(i) {
+        let step = match kind {
+            HandlerKind::Except => {
+                let v = except_catches(info, frame, h, exc)?;
+                let v = match v {
+                    Some(b) => b.into_pyobject(py)?.to_owned().into_any(),
+                    None => py.None().into_bound(py),
+                };
+                ("except", v)
+            }
+            HandlerKind::ExceptStar => ("except*", py.None().into_bound(py)),
+            HandlerKind::WithCleanup => {
+                let exit = slots.as_ref().and_then(|s| {
+                    s.iter()
+                        .find(|(k, kind, _)| *k + 1 == h.depth as usize && *kind == "with_exit")
+                        .map(|(_, _, o)| o.clone())
+                });
+                ("with", exit.unwrap_or_else(|| py.None().into_bound(py)))
+            }
+            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup => ("cleanup", py.None().into_bound(py)),
+            HandlerKind::GeneratorWrapper => ("generator", py.None().into_bound(py)),
+            HandlerKind::Other => ("finally", py.None().into_bound(py)),
+        };
+        out.push(step);
+    }
+    Ok(out)
+}
+
+/// The handler chain of `frame` at byte offset `lasti` (default: its current
+/// instruction) for `exc`: a list of `(kind, detail)`; see the Rust docs.
+#[pyfunction]
+#[pyo3(signature = (frame, exc, lasti=None))]
+fn handler_chain<'py>(
+    frame: &Bound<'py, PyAny>,
+    exc: &Bound<'py, PyAny>,
+    lasti: Option<i64>,
+) -> PyResult<Bound<'py, PyList>> {
+    let py = frame.py();
+    let code = frame.getattr("f_code")?;
+    let info = analyse(&code)?;
+    let lasti = match lasti {
+        Some(l) => l,
+        None => frame.getattr("f_lasti")?.extract()?,
+    };
+    let steps = chain(frame, exc, lasti, &info.analysis)?;
+    let items: Vec<Bound<'py, PyTuple>> = steps
+        .into_iter()
+        .map(|(k, d)| PyTuple::new(py, [k.into_pyobject(py)?.into_any(), d]))
+        .collect::<PyResult<_>>()?;
+    PyList::new(py, items)
+}
+
+/// `__resurrect_dispatch__(exc, rp)`: called by a stub with the exception and
+/// the resume point's index. Returns `None` (propagate), `True` (retry) or
+/// `False` (skip); raises to leave the frame (see `emit.rs`).
+#[pyfunction]
+fn dispatch(py: Python<'_>, exc: Bound<'_, PyAny>, rp: u32) -> PyResult<Py<PyAny>> {
+    // Control flow of the runtime never pauses.
+    if exc.is_instance_of::<PySystemExit>()
+        || exc.is_instance_of::<PyGeneratorExit>()
+        || exc.is_instance_of::<PyKeyboardInterrupt>()
+    {
+        return Ok(py.None());
+    }
+    let Some(hook_fn) = hook().lock().ok().and_then(|h| h.as_ref().map(|f| f.clone_ref(py))) else {
+        return Ok(py.None());
+    };
+    let Some(frame) = current_frame(py) else {
+        return Ok(py.None());
+    };
+    let code = frame.getattr("f_code")?;
+    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0 {
+        if let Some(info) = lookup(&code) {
+            let a = &info.analysis;
+            if let Some(r) = a.rps.get(rp as usize) {
+                // Fast path: the frame's own `except` catches it.
+                if let Some(i) = a.index_of_start(r.start) {
+                    for (h, kind) in a.handler_chain(i) {
+                        match kind {
+                            HandlerKind::Except => match except_catches(a, &frame, h, &exc)? {
+                                Some(true) => return Ok(py.None()),
+                                Some(false) => continue,
+                                None => break,
+                            },
+                            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup => continue,
+                            HandlerKind::GeneratorWrapper if !exc.is_instance_of::<PyStopIteration>() => {
+                                continue
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(hook_fn.bind(py).call1((frame, exc, rp))?.unbind())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let _ = version(m.py())?;
+    m.add_function(wrap_pyfunction!(set_hook, m)?)?;
+    m.add_function(wrap_pyfunction!(set_handlers_active, m)?)?;
+    m.add_function(wrap_pyfunction!(dispatch, m)?)?;
+    m.add_function(wrap_pyfunction!(handler_chain, m)?)?;
+    Ok(())
+}

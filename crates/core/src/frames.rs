@@ -1,0 +1,231 @@
+//! Reading live frames: value-stack slots below the current instruction, and
+//! whether a frame was entered from C.
+//!
+//! The value stack lives in `_PyInterpreterFrame.localsplus` after the locals.
+//! Its layout is private, so every offset below cites the struct it follows and
+//! is checked before use: the code pointer read at the expected place must be
+//! the frame's own `f_code`, and only frames on the current thread's stack are
+//! read, only at slots whose kind the analysis knows (never `NULL`).
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use resurrect_bytecode::{SlotKind, Version};
+
+use crate::instrument::analyse;
+use crate::version;
+
+/// Offset of `f_frame` in `PyFrameObject` (3.11–3.13, `Include/internal/pycore_frame.h`:
+/// `PyObject_HEAD; PyFrameObject *f_back; _PyInterpreterFrame *f_frame;`).
+const F_FRAME: usize = 24;
+
+/// Offsets in `_PyInterpreterFrame` (`Include/internal/pycore_frame.h`).
+struct Layout {
+    /// `f_code` (3.11) / `f_code` (3.12) / `f_executable` (3.13).
+    code: usize,
+    /// `previous`.
+    previous: usize,
+    /// `localsplus[0]`.
+    localsplus: usize,
+}
+
+fn layout(ver: Version) -> Layout {
+    match ver {
+        // f_func, f_globals, f_builtins, f_locals, f_code, frame_obj, previous,
+        // prev_instr, int stacktop, bool is_entry, char owner, localsplus[]
+        Version::V3_11 => Layout {
+            code: 32,
+            previous: 48,
+            localsplus: 72,
+        },
+        // f_code / f_executable, previous, f_funcobj, f_globals, f_builtins,
+        // f_locals, frame_obj, prev_instr / instr_ptr, int stacktop,
+        // uint16_t return_offset, char owner, localsplus[]
+        Version::V3_12 | Version::V3_13 => Layout {
+            code: 0,
+            previous: 8,
+            localsplus: 72,
+        },
+    }
+}
+
+/// Number of locals-plus slots: every name of `co_varnames`, `co_cellvars`
+/// and `co_freevars` once (a cell argument is in the first two).
+fn nlocalsplus(code: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let mut names: Vec<String> = Vec::new();
+    for attr in ["co_varnames", "co_cellvars", "co_freevars"] {
+        for n in code.getattr(attr)?.cast_into::<PyTuple>()?.iter() {
+            let n: String = n.extract()?;
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    Ok(names.len())
+}
+
+/// Whether `frame` is on the current thread's stack (so its interpreter
+/// frame is live and owned by this thread).
+fn on_current_stack(frame: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = frame.py();
+    // SAFETY: PyEval_GetFrame returns a borrowed reference (or NULL) to the
+    // running frame of this thread; we hold the GIL.
+    let cur = unsafe { ffi::PyEval_GetFrame() };
+    if cur.is_null() {
+        return Ok(false);
+    }
+    // SAFETY: `cur` is a valid borrowed frame object (see above).
+    let mut f = unsafe { Bound::from_borrowed_ptr(py, cur as *mut ffi::PyObject) };
+    for _ in 0..100_000 {
+        if f.is(frame) {
+            return Ok(true);
+        }
+        let back = f.getattr("f_back")?;
+        if back.is_none() {
+            return Ok(false);
+        }
+        f = back;
+    }
+    Ok(false)
+}
+
+/// The interpreter frame of a frame object, after checking its code pointer.
+fn interp_frame(frame: &Bound<'_, PyAny>) -> PyResult<Option<*const u8>> {
+    let py = frame.py();
+    let ver = version(py)?;
+    if !on_current_stack(frame)? {
+        return Ok(None);
+    }
+    let code = frame.getattr("f_code")?;
+    // SAFETY: `frame` is a live PyFrameObject (checked to be on this thread's
+    // stack); F_FRAME is the offset of its `f_frame` pointer on 3.11–3.13.
+    let f = unsafe { *(frame.as_ptr().cast::<u8>().add(F_FRAME) as *const *const u8) };
+    if f.is_null() {
+        return Ok(None);
+    }
+    let l = layout(ver);
+    // SAFETY: `f` points to the live interpreter frame; `l.code` is the offset
+    // of its code pointer per the layout cited above.
+    let code_ptr = unsafe { *(f.add(l.code) as *const *const ffi::PyObject) };
+    if code_ptr != code.as_ptr() as *const ffi::PyObject {
+        return Ok(None);
+    }
+    Ok(Some(f))
+}
+
+/// Read slot `index` of the value stack of a checked interpreter frame.
+///
+/// # Safety
+/// `f` must come from [`interp_frame`] for a frame whose code has `nlp`
+/// locals-plus slots, and the slot must be one the analysis knows to hold an
+/// object (a kind other than `Other`) at the frame's current instruction.
+unsafe fn read_slot<'py>(py: Python<'py>, f: *const u8, nlp: usize, index: usize) -> Option<Bound<'py, PyAny>> {
+    let localsplus = layout(version(py).ok()?).localsplus;
+    // SAFETY: per the function's contract the slot lies inside the frame's
+    // value stack and holds a valid object pointer.
+    let p = unsafe { *(f.add(localsplus + 8 * (nlp + index)) as *const *mut ffi::PyObject) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null object pointer owned by the frame; we take a new reference.
+    Some(unsafe { Bound::from_borrowed_ptr(py, p) })
+}
+
+/// The known-kind slots of `frame`'s value stack below its current
+/// instruction's operands, bottom first, as `(kind, object)`; `None` when the
+/// frame cannot be read safely.
+pub fn base_slots<'py>(
+    frame: &Bound<'py, PyAny>,
+    lasti: Option<i64>,
+) -> PyResult<Option<Vec<(usize, &'static str, Bound<'py, PyAny>)>>> {
+    let py = frame.py();
+    let code = frame.getattr("f_code")?;
+    let Some(f) = interp_frame(frame)? else {
+        return Ok(None);
+    };
+    let info = analyse(&code)?;
+    let a = &info.analysis;
+    let lasti: i64 = match lasti {
+        Some(l) => l,
+        None => frame.getattr("f_lasti")?.extract()?,
+    };
+    if lasti < 0 {
+        return Ok(None);
+    }
+    let Some(i) = a.instr_at_unit((lasti / 2) as u32) else {
+        return Ok(None);
+    };
+    let kinds: Vec<SlotKind> = match (a.owner[i], a.intact.get(i)) {
+        (Some(r), Some(true)) => a.rps[r as usize].base.clone(),
+        _ => {
+            // Not inside a statement: only slots below the instruction's operands.
+            let Some(stack) = &a.stacks[i] else { return Ok(None) };
+            let ins = &a.instrs[i];
+            let c = resurrect_bytecode::effects::effect(a.version, ins, resurrect_bytecode::effects::Edge::Fall)
+                .map_or(stack.len() as u32, |e| e.0) as usize;
+            stack[..stack.len().saturating_sub(c)].to_vec()
+        }
+    };
+    let nlp = nlocalsplus(&code)?;
+    let mut out = Vec::new();
+    for (k, kind) in kinds.iter().enumerate() {
+        if !kind.is_base() {
+            continue;
+        }
+        // SAFETY: `f` is checked, `k` is below the instruction's operands and
+        // its kind is known, so the slot holds an object.
+        if let Some(obj) = unsafe { read_slot(py, f, nlp, k) } {
+            out.push((k, kind.name(), obj));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// See [`base_slots`]: `[(kind, object), ...]` or `None`.
+#[pyfunction]
+#[pyo3(signature = (frame, lasti=None))]
+fn frame_stack<'py>(frame: &Bound<'py, PyAny>, lasti: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+    let py = frame.py();
+    Ok(match base_slots(frame, lasti)? {
+        None => py.None().into_bound(py),
+        Some(v) => {
+            let items: Vec<Bound<'py, PyTuple>> = v
+                .into_iter()
+                .map(|(_, k, o)| PyTuple::new(py, [k.into_pyobject(py)?.into_any(), o]))
+                .collect::<PyResult<_>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+    })
+}
+
+/// Whether `frame` was called from C (`map`, `sorted(key=...)`, a slot such as
+/// `__next__` called by `FOR_ITER`), so that C code may swallow its exceptions.
+/// `None` when the frame cannot be read.
+#[pyfunction]
+fn entered_from_c(frame: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {
+    let py = frame.py();
+    let ver = version(py)?;
+    let Some(f) = interp_frame(frame)? else {
+        return Ok(None);
+    };
+    let l = layout(ver);
+    Ok(Some(match ver {
+        // SAFETY: `is_entry` (bool) follows `int stacktop` at offset 68 in 3.11.
+        Version::V3_11 => unsafe { *f.add(68) != 0 },
+        Version::V3_12 | Version::V3_13 => {
+            // SAFETY: `previous` is a pointer at `l.previous` in the checked frame.
+            let prev = unsafe { *(f.add(l.previous) as *const *const u8) };
+            // An entry frame's `previous` is the C stack's shim frame, owned by
+            // FRAME_OWNED_BY_CSTACK (3); `owner` is at offset 70 (after int
+            // stacktop and uint16_t return_offset).
+            // SAFETY: `prev` is either NULL or a live interpreter frame.
+            prev.is_null() || unsafe { *prev.add(70) } == 3
+        }
+    }))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(frame_stack, m)?)?;
+    m.add_function(wrap_pyfunction!(entered_from_c, m)?)?;
+    Ok(())
+}

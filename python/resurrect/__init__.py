@@ -1,0 +1,34 @@
+"""resurrect: keep a running Python program's state alive through what
+normally destroys it (uncaught exceptions, Ctrl-C, bug fixes, killed processes).
+
+See INTERFACE.md for the contract; the names below are the public API.
+"""
+
+from __future__ import annotations
+
+from . import _core, engine
+from .instrument import instrument_code, instrument_module, resumable
+
+__all__ = [
+    "install",
+    "instrument_code",
+    "instrument_module",
+    "resumable",
+]
+
+
+def install(on_error: str = "pause", instrument=None) -> None:
+    """Enable resurrect inside a running program: modules matching the globs in
+    ``instrument`` get resume points (those imported later and those already
+    loaded), and exceptions nothing would catch follow ``on_error``."""
+    from . import instrument as _instrument
+
+    if on_error not in ("pause", "checkpoint", "skip", "raise"):
+        raise ValueError(f"on_error must be pause, checkpoint, skip or raise, not {on_error!r}")
+    engine.config.on_error = on_error
+    engine.enable()
+    if instrument:
+        _instrument.add_globs([instrument] if isinstance(instrument, str) else instrument)
+
+
+del annotations

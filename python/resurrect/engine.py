@@ -1,0 +1,494 @@
+"""The one decision path every exception at a resume point takes.
+
+The stubs emitted by the core call ``_core.dispatch(exc, rp)``; when the frame's
+own ``except`` does not obviously catch the exception, the core calls
+:func:`_hook` here, which:
+
+1. runs the condition system's handlers (``handler_bind``), innermost first;
+2. propagates if a Python ``except`` (or a suppressing ``with``) up the stack will
+   catch the exception, as plain Python would;
+3. otherwise asks the program's policy (pause at the prompt, skip, checkpoint,
+   raise).
+
+A decision is one of :class:`Decision`'s actions; :func:`_hook` turns it into
+what the stub understands: ``None`` (propagate), ``True`` (retry), ``False``
+(skip), or raising :class:`_Leave` (leave the frame, rerun, hand over to a
+continuation).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import enum
+import gc
+import linecache
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+from . import _core, _frames
+
+# ---------------------------------------------------------------------------
+# Decisions
+
+
+class Action(enum.Enum):
+    PROPAGATE = "raise"
+    RETRY = "retry"
+    SKIP = "skip"
+    USE_VALUE = "use"
+    LEAVE = "leave"
+    RERUN = "rerun"
+    TRANSFER = "transfer"
+
+
+@dataclasses.dataclass
+class Decision:
+    action: Action
+    value: Any = None
+    #: For TRANSFER: a thunk returning the frame's result (run after the frame's
+    #: stack slots were handed over without running exits).
+    thunk: Callable[[], Any] | None = None
+
+
+class RestartRefused(Exception):
+    """A restart is impossible at this statement; the message says why."""
+
+
+class _Leave(BaseException):
+    """Raised by the dispatcher to make the stub return from the frame."""
+
+    def __init__(self, run_exits: bool, thunk: Callable[[], Any]):
+        super().__init__()
+        self.run_exits = run_exits
+        self.thunk = thunk
+
+
+class UnwindTo(BaseException):
+    """Unwinds the frames between a failure and an outer frame (running their
+    ``finally`` blocks and ``__exit__``s) to apply ``decision`` there."""
+
+    def __init__(self, frame: types.FrameType, decision: Decision):
+        super().__init__(f"unwinding to {frame.f_code.co_name}")
+        self.target = frame
+        self.decision = decision
+
+
+_tls = threading.local()
+
+# ---------------------------------------------------------------------------
+# What is known about a statement
+
+
+@dataclasses.dataclass
+class Statement:
+    """The statement a resume point stands for, in the user's words."""
+
+    rp: Any  # _core.ResumePoint
+    filename: str
+    line: int | None
+    text: str
+    #: The AST node of the statement (when the source is available).
+    node: ast.stmt | None
+
+    @property
+    def kind(self) -> str:
+        return self.rp.kind
+
+    def refusal(self, action: Action) -> str | None:
+        """Why ``action`` is impossible here, or ``None``."""
+        rp = self.rp
+        if action in (Action.RETRY, Action.PROPAGATE):
+            return None
+        if action is Action.SKIP:
+            return None if rp.skip_to is not None else _skip_refusal(self)
+        if action is Action.USE_VALUE:
+            if rp.kind == "loop":
+                return None
+            if isinstance(self.node, ast.Return) and rp.leave_refusal is None:
+                return None
+            if isinstance(self.node, ast.Assign | ast.AnnAssign | ast.AugAssign) and rp.skip_to is not None:
+                return None
+            if isinstance(self.node, ast.Expr) and rp.skip_to is not None:
+                return None
+            return "`use` needs an assignment, a `return` or an expression statement"
+        if action in (Action.LEAVE, Action.RERUN, Action.TRANSFER):
+            return rp.leave_refusal
+        return None
+
+
+def _skip_refusal(st: Statement) -> str:
+    node = st.node
+    if isinstance(node, ast.Return):
+        return "a `return` has no next statement (use `leave` to return a value)"
+    if isinstance(node, ast.Raise):
+        return "a `raise` has no next statement"
+    if isinstance(node, ast.With | ast.AsyncWith):
+        return "the header of a `with` block cannot be skipped"
+    return "this statement has no single next statement to continue with"
+
+
+_rp_cache: dict[types.CodeType, list] = {}
+_ast_cache: dict[str, tuple[int, dict[int, ast.stmt]]] = {}
+
+
+def _statements_by_line(filename: str) -> dict[int, ast.stmt]:
+    lines = linecache.getlines(filename)
+    key = hash(tuple(lines))
+    cached = _ast_cache.get(filename)
+    if cached and cached[0] == key:
+        return cached[1]
+    out: dict[int, ast.stmt] = {}
+    try:
+        tree = ast.parse("".join(lines))
+    except (SyntaxError, ValueError):
+        tree = None
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.stmt):
+                # The innermost statement starting on a line wins (a body on the
+                # same line as its header).
+                prev = out.get(node.lineno)
+                if prev is None or _contains(prev, node):
+                    out[node.lineno] = node
+    _ast_cache[filename] = (key, out)
+    return out
+
+
+def _contains(outer: ast.stmt, inner: ast.stmt) -> bool:
+    return outer is not inner and any(n is inner for n in ast.walk(outer))
+
+
+def statement(code: types.CodeType, rp_index: int) -> Statement:
+    rps = _rp_cache.get(code)
+    if rps is None:
+        rps = _rp_cache[code] = _core.resume_points(code)
+    rp = rps[rp_index]
+    filename = code.co_filename
+    line = rp.line
+    text = linecache.getline(filename, line).strip() if line else ""
+    node = _statements_by_line(filename).get(line) if line else None
+    if rp.kind == "loop":
+        node = node if isinstance(node, ast.For | ast.AsyncFor) else None
+    return Statement(rp, filename, line, text, node)
+
+
+# ---------------------------------------------------------------------------
+# Failures
+
+
+@dataclasses.dataclass
+class Failure:
+    """An exception stopped at a resume point, its frame still alive."""
+
+    exception: BaseException
+    frame: types.FrameType
+    statement: Statement
+    thread: threading.Thread
+
+    @property
+    def filename(self) -> str:
+        return self.statement.filename
+
+    @property
+    def line(self) -> int | None:
+        lasti_line = _raising_line(self.exception, self.frame)
+        return lasti_line or self.statement.line
+
+
+def _raising_line(exc: BaseException, frame: types.FrameType) -> int | None:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame is frame:
+            return tb.tb_lineno
+        tb = tb.tb_next
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Will the program catch it?
+
+_FLOW = (SystemExit, KeyboardInterrupt, GeneratorExit)
+
+
+def _flow_exceptions() -> tuple[type[BaseException], ...]:
+    """Exceptions that are control flow for the runtime or a framework."""
+    extra: list[type[BaseException]] = []
+    ut = sys.modules.get("unittest")
+    if ut is not None:
+        extra.append(ut.SkipTest)
+    outcomes = sys.modules.get("_pytest.outcomes")
+    if outcomes is not None:
+        extra.append(outcomes.OutcomeException)
+        extra.append(getattr(outcomes, "Exit", outcomes.OutcomeException))
+    return _FLOW + tuple(extra)
+
+
+class _Probe(Exception):
+    """Matched only by catch-all clauses (`except Exception`, bare `except`)."""
+
+
+def _suppresses(exit_fn: Any, exc: BaseException) -> bool:
+    """Whether the context manager behind a bound ``__exit__`` will swallow ``exc``."""
+    cm = getattr(exit_fn, "__self__", None)
+    if cm is None:
+        return False
+    import contextlib
+
+    if isinstance(cm, contextlib.suppress):
+        return isinstance(exc, cm._exceptions)
+    name = type(cm).__name__
+    module = type(cm).__module__ or ""
+    expected = None
+    if module.startswith("_pytest") and name == "RaisesContext":
+        expected = getattr(cm, "expected_exception", None)
+    elif module.startswith("_pytest") and name in ("RaisesExc", "RaisesGroup"):
+        expected = getattr(cm, "expected_exceptions", None)
+    elif module.startswith("unittest") and name in ("_AssertRaisesContext",):
+        expected = getattr(cm, "expected", None)
+    if expected is None:
+        return False
+    try:
+        return isinstance(exc, expected)
+    except TypeError:
+        return False
+
+
+def will_be_caught(failure: Failure) -> bool:
+    """Whether plain Python would handle ``failure.exception`` somewhere up the
+    stack (ARCHITECTURE.md §2, including the framework boundary)."""
+    exc = failure.exception
+    frame: types.FrameType | None = failure.frame
+    lasti: int | None = failure.statement.rp.start
+    seen_user = False
+    while frame is not None:
+        instrumented = _core.is_instrumented(frame.f_code)
+        boundary = not instrumented and seen_user and config.boundary
+        try:
+            steps = _core.handler_chain(frame, exc, lasti)
+        except Exception:
+            return True  # cannot analyse: never override the program
+        for kind, detail in steps:
+            if kind == "except":
+                if detail is None:
+                    return True
+                if detail:
+                    if boundary and _catch_all(frame, lasti):
+                        return False
+                    return True
+            elif kind == "with":
+                if detail is not None and _suppresses(detail, exc):
+                    return True
+            elif kind == "except*":
+                return True
+        seen_user = seen_user or instrumented
+        entered = _core.entered_from_c(frame)
+        if entered and isinstance(exc, AttributeError | StopIteration | StopAsyncIteration):
+            return True  # hasattr(), getattr(default), iteration protocols
+        frame = frame.f_back
+        lasti = None
+    return False
+
+
+def _catch_all(frame: types.FrameType, lasti: int | None) -> bool:
+    probe = _Probe()
+    for kind, detail in _core.handler_chain(frame, probe, lasti):
+        if kind == "except" and detail:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Configuration and the hook
+
+
+@dataclasses.dataclass
+class Config:
+    #: "pause", "skip", "raise", "checkpoint"
+    on_error: str = "raise"
+    #: Catch-alls in library frames that called user code do not count.
+    boundary: bool = True
+
+
+config = Config()
+
+#: Called with a Failure before the "will it be caught?" check; may return a
+#: Decision (a restart was invoked) or None (declined). Set by conditions.
+signal_handlers: Callable[[Failure], Decision | None] | None = None
+
+#: Policies by name: ``policy(failure) -> Decision``.
+policies: dict[str, Callable[[Failure], Decision]] = {}
+
+
+def _policy_raise(failure: Failure) -> Decision:
+    return Decision(Action.PROPAGATE)
+
+
+def _policy_skip(failure: Failure) -> Decision:
+    st = failure.statement
+    if st.refusal(Action.SKIP) is None:
+        record_skip(failure)
+        return Decision(Action.SKIP)
+    if isinstance(st.node, ast.Return) and st.refusal(Action.LEAVE) is None:
+        record_skip(failure, note="returned None")
+        return Decision(Action.LEAVE, None)
+    return Decision(Action.PROPAGATE)
+
+
+policies["raise"] = _policy_raise
+policies["skip"] = _policy_skip
+
+#: Failures skipped by the "skip" policy: (filename, line, statement, exception).
+skipped: list[tuple[str, int | None, str, BaseException]] = []
+
+
+def record_skip(failure: Failure, note: str = "") -> None:
+    st = failure.statement
+    skipped.append((st.filename, failure.line, st.text, failure.exception))
+    exc = failure.exception
+    extra = f" ({note})" if note else ""
+    print(
+        f"resurrect: skipped {st.filename}:{failure.line}: {st.text}: "
+        f"{type(exc).__name__}: {exc}{extra}",
+        file=sys.stderr,
+    )
+
+
+def decide(failure: Failure) -> Decision:
+    if isinstance(failure.exception, _flow_exceptions()):
+        return Decision(Action.PROPAGATE)
+    if signal_handlers is not None:
+        d = signal_handlers(failure)
+        if d is not None:
+            return d
+    if will_be_caught(failure):
+        return Decision(Action.PROPAGATE)
+    return policies.get(config.on_error, _policy_raise)(failure)
+
+
+def _hook(frame: types.FrameType, exc: BaseException, rp_index: int):
+    if getattr(_tls, "busy", False):
+        return None  # an exception inside the decision machinery itself
+    if isinstance(exc, UnwindTo):
+        if exc.target is frame:
+            return apply(frame, statement(frame.f_code, rp_index), exc, exc.decision)
+        return None
+    _tls.busy = True
+    try:
+        failure = Failure(exc, frame, statement(frame.f_code, rp_index), threading.current_thread())
+        decision = decide(failure)
+    finally:
+        _tls.busy = False
+    return apply(frame, failure.statement, exc, decision)
+
+
+def apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decision):
+    """Carry out ``d`` at the statement ``st`` of ``frame``."""
+    a = d.action
+    if a is Action.PROPAGATE:
+        return None
+    if a is Action.RETRY:
+        return True
+    if a is Action.SKIP:
+        if st.rp.skip_to is None:
+            raise RestartRefused(_skip_refusal(st))
+        return False
+    if a is Action.USE_VALUE:
+        return _use_value(frame, st, d.value)
+    if a is Action.LEAVE:
+        value = d.value
+        raise _Leave(True, lambda: value)
+    if a is Action.RERUN:
+        raise _Leave(True, _rerun_thunk(frame))
+    if a is Action.TRANSFER:
+        assert d.thunk is not None
+        raise _Leave(False, d.thunk)
+    raise AssertionError(a)
+
+
+def _use_value(frame: types.FrameType, st: Statement, value: Any):
+    node = st.node
+    if st.rp.kind == "loop":
+        if node is None:
+            raise RestartRefused("the loop's target is unknown (no source)")
+        _assign(frame, node.target, value)
+        # Continue into the body: the instruction after the target's store.
+        return _enter_loop_body(frame, st, value)
+    if isinstance(node, ast.Return):
+        raise _Leave(True, lambda: value)
+    if isinstance(node, ast.Assign):
+        for t in node.targets:
+            _assign(frame, t, value)
+    elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+        _assign(frame, node.target, value)
+    elif not isinstance(node, ast.Expr):
+        raise RestartRefused("`use` needs an assignment, a `return` or an expression statement")
+    if st.rp.skip_to is None:
+        raise RestartRefused(_skip_refusal(st))
+    return False
+
+
+def _enter_loop_body(frame, st, value):
+    raise RestartRefused("`use` on a loop's next item is not supported yet; assign the variable and `skip`")
+
+
+def _assign(frame: types.FrameType, target: ast.expr, value: Any) -> None:
+    src = ast.unparse(target) + " = __resurrect_use_value__"
+    _frames.run_in_frame(frame, src, extra={"__resurrect_use_value__": value})
+
+
+def _function_of(frame: types.FrameType):
+    code = frame.f_code
+    for obj in gc.get_referrers(code):
+        if isinstance(obj, types.FunctionType) and obj.__code__ is code:
+            return obj
+    return None
+
+
+def _rerun_thunk(frame: types.FrameType):
+    fn = _function_of(frame)
+    if fn is None:
+        raise RestartRefused("the function of this frame cannot be found")
+    code = frame.f_code
+    ns = frame.f_locals
+    n = code.co_argcount + code.co_kwonlyargcount
+    names = code.co_varnames[:n]
+    pos = [ns[x] for x in names[: code.co_argcount]]
+    kw = {x: ns[x] for x in names[code.co_argcount : n]}
+    i = n
+    if code.co_flags & 0x04:  # *args
+        pos.extend(ns[code.co_varnames[i]])
+        i += 1
+    if code.co_flags & 0x08:  # **kwargs
+        kw.update(ns[code.co_varnames[i]])
+    return lambda: fn(*pos, **kw)
+
+
+def _unwind(exc: BaseException):
+    """``__resurrect_unwind__``: what the stub's terminal code does with what the
+    dispatcher raised."""
+    if isinstance(exc, _Leave):
+        _tls.thunk = exc.thunk
+        return exc.run_exits
+    return None
+
+
+def _value():
+    """``__resurrect_value__``: the value the frame returns."""
+    thunk = _tls.__dict__.pop("thunk", None)
+    return thunk() if thunk is not None else None
+
+
+def enable() -> None:
+    """Install the builtins the stubs call and the decision hook."""
+    builtins.__resurrect_dispatch__ = _core.dispatch
+    builtins.__resurrect_unwind__ = _unwind
+    builtins.__resurrect_value__ = _value
+    _core.set_hook(_hook)
+
+
+enable()
