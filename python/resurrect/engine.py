@@ -320,6 +320,10 @@ config = Config()
 #: Decision (a restart was invoked) or None (declined). Set by conditions.
 signal_handlers: Callable[[Failure], Decision | None] | None = None
 
+#: Called with a Failure nothing will catch, before the program's policy;
+#: may return a Decision or None. Set by ``skip_errors``/``skipping``.
+scoped_policy: Callable[[Failure], Decision | None] | None = None
+
 #: Policies by name: ``policy(failure) -> Decision``.
 policies: dict[str, Callable[[Failure], Decision]] = {}
 
@@ -367,6 +371,10 @@ def decide(failure: Failure) -> Decision:
             return d
     if will_be_caught(failure):
         return Decision(Action.PROPAGATE)
+    if scoped_policy is not None:
+        d = scoped_policy(failure)
+        if d is not None:
+            return d
     return policies.get(config.on_error, _policy_raise)(failure)
 
 
