@@ -46,8 +46,14 @@ def main(pythons: list[str]) -> None:
         "pub enum Op {",
     ]
     out += [f"    {camel(n)}," for n in names]
-    out += ["}", "", "impl Op {", "    /// The CPython name of the opcode (as in `dis.opname`).",
-            "    pub fn name(self) -> &'static str {", "        match self {"]
+    out += [
+        "}",
+        "",
+        "impl Op {",
+        "    /// The CPython name of the opcode (as in `dis.opname`).",
+        "    pub fn name(self) -> &'static str {",
+        "        match self {",
+    ]
     out += [f'            Op::{camel(n)} => "{n}",' for n in names]
     out += ["        }", "    }", "}", ""]
     for t in tables:

@@ -6,7 +6,7 @@ See INTERFACE.md for the contract; the names below are the public API.
 
 from __future__ import annotations
 
-from . import _core, engine
+from . import engine
 from .instrument import instrument_code, instrument_module, resumable
 
 __all__ = [

@@ -111,7 +111,10 @@ class Statement:
                 return None
             if isinstance(self.node, ast.Return) and rp.leave_refusal is None:
                 return None
-            if isinstance(self.node, ast.Assign | ast.AnnAssign | ast.AugAssign) and rp.skip_to is not None:
+            if (
+                isinstance(self.node, ast.Assign | ast.AnnAssign | ast.AugAssign)
+                and rp.skip_to is not None
+            ):
                 return None
             if isinstance(self.node, ast.Expr) and rp.skip_to is not None:
                 return None
@@ -441,7 +444,9 @@ def _use_value(frame: types.FrameType, st: Statement, value: Any):
 
 
 def _enter_loop_body(frame, st, value):
-    raise RestartRefused("`use` on a loop's next item is not supported yet; assign the variable and `skip`")
+    raise RestartRefused(
+        "`use` on a loop's next item is not supported yet; assign the variable and `skip`"
+    )
 
 
 def _assign(frame: types.FrameType, target: ast.expr, value: Any) -> None:

@@ -186,7 +186,8 @@ impl Analysis {
         let instrs = instr::decode(code, ver)?;
         let entries = exctable::decode(exceptiontable)?;
         let units = (code.len() / 2) as u32;
-        let positions = linetable::positions(&linetable::decode(linetable)?, firstlineno, units as usize);
+        let positions =
+            linetable::positions(&linetable::decode(linetable)?, firstlineno, units as usize);
         let mut a = Analysis {
             version: ver,
             stacks: vec![None; instrs.len()],
@@ -241,7 +242,13 @@ impl Analysis {
         instr::index_of_unit(&self.instrs, unit)
     }
 
-    fn produced_kinds(&self, ins: &Instr, stack: &[SlotKind], consumed: u32, produced: u32) -> Vec<SlotKind> {
+    fn produced_kinds(
+        &self,
+        ins: &Instr,
+        stack: &[SlotKind],
+        consumed: u32,
+        produced: u32,
+    ) -> Vec<SlotKind> {
         use Op::*;
         let n = stack.len();
         match ins.op {
@@ -319,7 +326,11 @@ impl Analysis {
                     offset: ins.offset,
                     reason: "opcode not modelled",
                 })?;
-                if (stack.len() as u32) < c || (ins.op == Op::Copy && stack.len() < ins.arg as usize) || ins.op == Op::Copy && ins.arg == 0 || (ins.op == Op::Swap && ins.arg == 0) {
+                if (stack.len() as u32) < c
+                    || (ins.op == Op::Copy && stack.len() < ins.arg as usize)
+                    || ins.op == Op::Copy && ins.arg == 0
+                    || (ins.op == Op::Swap && ins.arg == 0)
+                {
                     return Err(Error::Stack {
                         offset: ins.offset,
                         reason: "stack underflow",
@@ -368,7 +379,9 @@ impl Analysis {
             }
         }
         for i in self.body_start..self.instrs.len() {
-            let Some(stack) = &self.stacks[i] else { continue };
+            let Some(stack) = &self.stacks[i] else {
+                continue;
+            };
             let op = self.instrs[i].op;
             let kind = if op == Op::ForIter {
                 RpKind::LoopAdvance
@@ -490,19 +503,21 @@ impl Analysis {
         // Intactness: the slots below the owner's start are untouched on every path.
         let depth_of = |r: u32| self.rps[r as usize].base.len();
         let mut intact = vec![true; n];
-        let edge_ok = |p: usize, edge: Edge, hdepth: Option<u32>, d: usize, intact: &[bool]| -> bool {
-            if !intact[p] {
-                return false;
-            }
-            match hdepth {
-                Some(hd) => hd as usize >= d,
-                None => {
-                    let len = self.stacks[p].as_ref().map_or(0, |s| s.len());
-                    let c = effect(self.version, &self.instrs[p], edge).map_or(u32::MAX, |e| e.0) as usize;
-                    len >= c && len - c >= d
+        let edge_ok =
+            |p: usize, edge: Edge, hdepth: Option<u32>, d: usize, intact: &[bool]| -> bool {
+                if !intact[p] {
+                    return false;
                 }
-            }
-        };
+                match hdepth {
+                    Some(hd) => hd as usize >= d,
+                    None => {
+                        let len = self.stacks[p].as_ref().map_or(0, |s| s.len());
+                        let c = effect(self.version, &self.instrs[p], edge)
+                            .map_or(u32::MAX, |e| e.0) as usize;
+                        len >= c && len - c >= d
+                    }
+                }
+            };
         let mut changed = true;
         while changed {
             changed = false;
@@ -528,7 +543,9 @@ impl Analysis {
             let rp = &self.rps[r as usize];
             let d = rp.base.len();
             let ins = &self.instrs[i];
-            let Some(stack) = &self.stacks[i] else { continue };
+            let Some(stack) = &self.stacks[i] else {
+                continue;
+            };
             if !intact[i] || !can_raise(ins.op) {
                 continue;
             }
@@ -564,7 +581,8 @@ impl Analysis {
 
 impl Analysis {
     fn start_index(&self, r: u32) -> usize {
-        self.index_at(self.rps[r as usize].start as i64).unwrap_or(0)
+        self.index_at(self.rps[r as usize].start as i64)
+            .unwrap_or(0)
     }
 
     /// The stack after `ins` along `edge`, from the stack before it.
@@ -605,7 +623,9 @@ impl Analysis {
                 if t_start == Some(r) {
                     continue; // back to itself
                 }
-                let Some(after) = self.stack_after(p, edge) else { continue };
+                let Some(after) = self.stack_after(p, edge) else {
+                    continue;
+                };
                 if after == *base {
                     cands[r as usize].push(ti);
                 } else if after.len() == base.len() + 1
@@ -673,9 +693,13 @@ impl Analysis {
                 HandlerKind::ExceptCleanup
             }
             Some(LoadConst)
-                if matches!(op(1), Some(StoreFast | StoreName | StoreDeref | StoreGlobal))
-                    && matches!(op(2), Some(DeleteFast | DeleteName | DeleteDeref | DeleteGlobal))
-                    && op(3) == Some(Reraise) =>
+                if matches!(
+                    op(1),
+                    Some(StoreFast | StoreName | StoreDeref | StoreGlobal)
+                ) && matches!(
+                    op(2),
+                    Some(DeleteFast | DeleteName | DeleteDeref | DeleteGlobal)
+                ) && op(3) == Some(Reraise) =>
             {
                 HandlerKind::AsCleanup
             }
@@ -703,7 +727,7 @@ impl Analysis {
         }
         let mut h = rp.handler;
         for _ in 0..64 {
-            let Some(hd) = h else { return None };
+            let hd = h?;
             match self.classify_handler(hd.target) {
                 HandlerKind::Other => return Some("leaving would skip a `finally` block"),
                 _ => {
@@ -767,7 +791,9 @@ impl Analysis {
                 break;
             }
             out.push((hd, self.classify_handler(hd.target)));
-            h = self.index_at(hd.target as i64).and_then(|t| self.handler_at(t));
+            h = self
+                .index_at(hd.target as i64)
+                .and_then(|t| self.handler_at(t));
         }
         out
     }
@@ -775,5 +801,28 @@ impl Analysis {
     /// Instruction index at code unit `unit` exactly (an instruction start).
     pub fn index_of_start(&self, unit: u32) -> Option<usize> {
         self.index_at(unit as i64)
+    }
+}
+
+impl Analysis {
+    /// Locals that 3.13's superinstructions (`LOAD_FAST_LOAD_FAST`,
+    /// `STORE_FAST_LOAD_FAST`) read without an unbound check: a restart that
+    /// jumps past their binding must make sure they are bound (or refuse).
+    pub fn unchecked_locals(&self, nargs: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for ins in &self.instrs {
+            let reads: &[u32] = match ins.op {
+                Op::LoadFastLoadFast => &[ins.arg >> 4, ins.arg & 15],
+                Op::StoreFastLoadFast => &[ins.arg & 15],
+                _ => &[],
+            };
+            for &l in reads {
+                if l >= nargs && !out.contains(&l) {
+                    out.push(l);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 }

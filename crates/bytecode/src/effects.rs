@@ -26,9 +26,22 @@ pub fn effect(ver: Version, ins: &Instr, edge: Edge) -> Option<(u32, u32)> {
     let a = ins.arg;
     let jump = edge == Edge::Jump;
     Some(match ins.op {
-        Nop | Resume | ExtendedArg | Cache | JumpForward | JumpBackward
-        | JumpBackwardNoInterrupt | SetupAnnotations | KwNames | MakeCell | CopyFreeVars
-        | DeleteFast | DeleteName | DeleteGlobal | DeleteDeref | ReturnConst => (0, 0),
+        Nop
+        | Resume
+        | ExtendedArg
+        | Cache
+        | JumpForward
+        | JumpBackward
+        | JumpBackwardNoInterrupt
+        | SetupAnnotations
+        | KwNames
+        | MakeCell
+        | CopyFreeVars
+        | DeleteFast
+        | DeleteName
+        | DeleteGlobal
+        | DeleteDeref
+        | ReturnConst => (0, 0),
         PopTop | ReturnValue | PrintExpr | ImportStar | PopExcept | StoreName | StoreGlobal
         | StoreFast | StoreDeref | DeleteAttr | ExitInitCheck => (1, 0),
         PushNull | LoadBuildClass | LoadAssertionError | LoadConst | LoadName | LoadFast
@@ -46,12 +59,25 @@ pub fn effect(ver: Version, ins: &Instr, edge: Edge) -> Option<(u32, u32)> {
             _ => (1, 0),
         },
         EndSend => (2, 1),
-        UnaryInvert | UnaryNegative | UnaryNot | UnaryPositive | ToBool | GetIter
-        | GetYieldFromIter | GetAiter | GetAwaitable | ListToTuple | YieldValue
-        | AsyncGenWrap | LoadFromDictOrDeref | LoadFromDictOrGlobals | CallIntrinsic1
-        | ConvertValue | FormatSimple => (1, 1),
-        BinaryOp | BinarySubscr | CompareOp | IsOp | ContainsOp | ImportName
-        | CallIntrinsic2 | FormatWithSpec | SetFunctionAttribute | PrepReraiseStar => (2, 1),
+        UnaryInvert
+        | UnaryNegative
+        | UnaryNot
+        | UnaryPositive
+        | ToBool
+        | GetIter
+        | GetYieldFromIter
+        | GetAiter
+        | GetAwaitable
+        | ListToTuple
+        | YieldValue
+        | AsyncGenWrap
+        | LoadFromDictOrDeref
+        | LoadFromDictOrGlobals
+        | CallIntrinsic1
+        | ConvertValue
+        | FormatSimple => (1, 1),
+        BinaryOp | BinarySubscr | CompareOp | IsOp | ContainsOp | ImportName | CallIntrinsic2
+        | FormatWithSpec | SetFunctionAttribute | PrepReraiseStar => (2, 1),
         BinarySlice => (3, 1),
         StoreSlice => (4, 0),
         StoreSubscr => (3, 0),
@@ -93,10 +119,18 @@ pub fn effect(ver: Version, ins: &Instr, edge: Edge) -> Option<(u32, u32)> {
             _ => (1 + (a & 0x0f).count_ones(), 1),
         },
         FormatValue => (1 + u32::from(a & 0x04 != 0), 1),
-        PopJumpForwardIfFalse | PopJumpForwardIfTrue | PopJumpForwardIfNone
-        | PopJumpForwardIfNotNone | PopJumpBackwardIfFalse | PopJumpBackwardIfTrue
-        | PopJumpBackwardIfNone | PopJumpBackwardIfNotNone | PopJumpIfFalse | PopJumpIfTrue
-        | PopJumpIfNone | PopJumpIfNotNone => (1, 0),
+        PopJumpForwardIfFalse
+        | PopJumpForwardIfTrue
+        | PopJumpForwardIfNone
+        | PopJumpForwardIfNotNone
+        | PopJumpBackwardIfFalse
+        | PopJumpBackwardIfTrue
+        | PopJumpBackwardIfNone
+        | PopJumpBackwardIfNotNone
+        | PopJumpIfFalse
+        | PopJumpIfTrue
+        | PopJumpIfNone
+        | PopJumpIfNotNone => (1, 0),
         JumpIfFalseOrPop | JumpIfTrueOrPop => {
             if jump {
                 (0, 0)

@@ -199,7 +199,8 @@ fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<
                 Arg::Imm(a) => a,
                 Arg::To(l) => {
                     let t = *labels.get(&l).ok_or(Error::Layout("missing label"))?;
-                    t.checked_sub(end).ok_or(Error::Layout("a conditional jump would go backward"))?
+                    t.checked_sub(end)
+                        .ok_or(Error::Layout("a conditional jump would go backward"))?
                 }
                 Arg::Back(t) => end
                     .checked_sub(t)
@@ -233,6 +234,7 @@ pub fn instrument(
     firstlineno: i64,
     names: StubNames,
     none_const: u32,
+    nargs: u32,
 ) -> Result<Rewritten> {
     let ver = a.version;
     let mut asm = Asm::new(ver);
@@ -400,6 +402,18 @@ pub fn instrument(
     }
     let max_base = stubbed.iter().map(|r| r.depth()).max().unwrap_or(0);
     let mut code = original_code.to_vec();
+    // 3.12+ `LOAD_FAST` does not check for an unbound local: the compiler proved
+    // the local bound on every path. A skipped statement breaks that proof, so
+    // every local that is not an argument is read with `LOAD_FAST_CHECK`
+    // (same size, no caches) and raises `UnboundLocalError` instead of crashing.
+    if ver != Version::V3_11 {
+        let check = ver.num(Op::LoadFastCheck);
+        for ins in &a.instrs {
+            if ins.op == Op::LoadFast && ins.arg >= nargs {
+                code[2 * ins.op_offset() as usize] = check;
+            }
+        }
+    }
     code.extend_from_slice(&stub_code);
     Ok(Rewritten {
         code,

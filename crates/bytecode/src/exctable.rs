@@ -69,7 +69,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ExceptionEntry>> {
         let dl = read_varint(bytes, &mut pos)?;
         out.push(ExceptionEntry {
             start,
-            end: start.checked_add(size).ok_or(Error::BadExceptionTable(pos))?,
+            end: start
+                .checked_add(size)
+                .ok_or(Error::BadExceptionTable(pos))?,
             target,
             depth: dl >> 1,
             lasti: dl & 1 == 1,

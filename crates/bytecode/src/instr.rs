@@ -50,11 +50,19 @@ pub fn jump_kind(op: Op, ver: Version) -> Option<JumpKind> {
     use Op::*;
     let _ = ver; // every name below exists only in the versions that have it
     match op {
-        JumpForward | PopJumpForwardIfFalse | PopJumpForwardIfTrue | PopJumpForwardIfNone
-        | PopJumpForwardIfNotNone | PopJumpIfFalse | PopJumpIfTrue | PopJumpIfNone
-        | PopJumpIfNotNone | JumpIfFalseOrPop | JumpIfTrueOrPop | ForIter | Send => {
-            Some(JumpKind::Forward)
-        }
+        JumpForward
+        | PopJumpForwardIfFalse
+        | PopJumpForwardIfTrue
+        | PopJumpForwardIfNone
+        | PopJumpForwardIfNotNone
+        | PopJumpIfFalse
+        | PopJumpIfTrue
+        | PopJumpIfNone
+        | PopJumpIfNotNone
+        | JumpIfFalseOrPop
+        | JumpIfTrueOrPop
+        | ForIter
+        | Send => Some(JumpKind::Forward),
         JumpBackward
         | JumpBackwardNoInterrupt
         | PopJumpBackwardIfFalse
@@ -77,7 +85,7 @@ pub fn jump_target(ins: &Instr, ver: Version) -> Option<i64> {
 
 /// Decode `co_code`. Fails (never panics) on unknown opcodes or truncated input.
 pub fn decode(code: &[u8], ver: Version) -> Result<Vec<Instr>> {
-    if code.len() % 2 != 0 {
+    if !code.len().is_multiple_of(2) {
         return Err(Error::OddCodeLength(code.len()));
     }
     let table = ver.table();
@@ -145,7 +153,11 @@ pub fn encode_one(out: &mut Vec<u8>, ver: Version, opcode: u8, arg: u32, prefixe
     let caches = ver.table().caches[opcode as usize];
     for k in (1..=prefixes as u32).rev() {
         let shift = 8 * k;
-        let byte = if shift >= 32 { 0 } else { (arg >> shift) & 0xff };
+        let byte = if shift >= 32 {
+            0
+        } else {
+            (arg >> shift) & 0xff
+        };
         out.push(ext);
         out.push(byte as u8);
     }

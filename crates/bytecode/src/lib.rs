@@ -14,6 +14,10 @@
 //! * [`emit`]: the per-statement stubs appended to a code object, and
 //!   continuations that re-enter a code object at a statement.
 
+// The analyses walk several per-instruction vectors in step; index loops say so
+// more plainly than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 pub mod analysis;
 pub mod effects;
 pub mod emit;

@@ -13,7 +13,11 @@ pub enum LocForm {
     /// Codes 0–9: same line; column byte packs start (`code*8 + hi3`) and length (`lo4`).
     Short { code: u8, byte: u8 },
     /// Codes 10–12: line delta `code - 10`, then start and end column bytes.
-    OneLine { line_delta: u8, col: u8, end_col: u8 },
+    OneLine {
+        line_delta: u8,
+        col: u8,
+        end_col: u8,
+    },
     /// Code 13: line delta only, no columns.
     NoColumn { line_delta: i64 },
     /// Code 14: everything; columns stored as written (column + 1, 0 = unknown).

@@ -74,12 +74,18 @@ fn except_catches(
     let exc_type = exc.get_type();
     let mut stack: Vec<Bound<'_, PyAny>> = Vec::new();
     for _ in 0..256 {
-        let Some(ins) = a.instrs.get(i) else { return Ok(None) };
+        let Some(ins) = a.instrs.get(i) else {
+            return Ok(None);
+        };
         match ins.op {
             Op::PopTop if stack.is_empty() => return Ok(Some(true)),
             Op::Reraise => return Ok(Some(false)),
             Op::LoadGlobal | Op::LoadName => {
-                let idx = if ins.op == Op::LoadGlobal { ins.arg >> 1 } else { ins.arg };
+                let idx = if ins.op == Op::LoadGlobal {
+                    ins.arg >> 1
+                } else {
+                    ins.arg
+                };
                 if ins.op == Op::LoadGlobal && ins.arg & 1 == 1 {
                     return Ok(None);
                 }
@@ -100,12 +106,22 @@ fn except_catches(
                 stack.push(v);
             }
             Op::LoadAttr => {
-                let idx = if a.version == Version::V3_11 { ins.arg } else { ins.arg >> 1 };
+                let idx = if a.version == Version::V3_11 {
+                    ins.arg
+                } else {
+                    ins.arg >> 1
+                };
                 if a.version != Version::V3_11 && ins.arg & 1 == 1 {
                     return Ok(None);
                 }
-                let Some(obj) = stack.pop() else { return Ok(None) };
-                match obj.getattr(names.get_item(idx as usize)?.cast_into::<pyo3::types::PyString>()?) {
+                let Some(obj) = stack.pop() else {
+                    return Ok(None);
+                };
+                match obj.getattr(
+                    names
+                        .get_item(idx as usize)?
+                        .cast_into::<pyo3::types::PyString>()?,
+                ) {
                     Ok(v) => stack.push(v),
                     Err(_) => return Ok(None),
                 }
@@ -119,10 +135,15 @@ fn except_catches(
                 stack.push(PyTuple::new(py, items)?.into_any());
             }
             Op::CheckExcMatch => {
-                let Some(clause) = stack.pop() else { return Ok(None) };
+                let Some(clause) = stack.pop() else {
+                    return Ok(None);
+                };
                 let valid = |c: &Bound<'_, PyAny>| {
                     c.cast::<PyType>()
-                        .map(|t| t.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
+                        .map(|t| {
+                            t.is_subclass_of::<pyo3::exceptions::PyBaseException>()
+                                .unwrap_or(false)
+                        })
                         .unwrap_or(false)
                 };
                 let ok = if let Ok(t) = clause.cast::<PyTuple>() {
@@ -134,19 +155,24 @@ fn except_catches(
                     return Ok(None);
                 }
                 // SAFETY: both are valid object pointers; the function only reads them.
-                let m = unsafe { ffi::PyErr_GivenExceptionMatches(exc_type.as_ptr(), clause.as_ptr()) };
+                let m =
+                    unsafe { ffi::PyErr_GivenExceptionMatches(exc_type.as_ptr(), clause.as_ptr()) };
                 if m != 0 {
                     return Ok(Some(true));
                 }
                 // Next clause: the POP_JUMP_IF_FALSE after CHECK_EXC_MATCH.
-                let Some(j) = a.instrs.get(i + 1) else { return Ok(None) };
+                let Some(j) = a.instrs.get(i + 1) else {
+                    return Ok(None);
+                };
                 if !matches!(j.op, Op::PopJumpIfFalse | Op::PopJumpForwardIfFalse) {
                     return Ok(None);
                 }
                 let Some(t) = resurrect_bytecode::instr::jump_target(j, a.version) else {
                     return Ok(None);
                 };
-                let Some(ti) = a.index_of_start(t as u32) else { return Ok(None) };
+                let Some(ti) = a.index_of_start(t as u32) else {
+                    return Ok(None);
+                };
                 i = ti;
                 stack.clear();
                 continue;
@@ -194,7 +220,9 @@ fn chain<'py>(
                 });
                 ("with", exit.unwrap_or_else(|| py.None().into_bound(py)))
             }
-            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup => ("cleanup", py.None().into_bound(py)),
+            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup => {
+                ("cleanup", py.None().into_bound(py))
+            }
             HandlerKind::GeneratorWrapper => ("generator", py.None().into_bound(py)),
             HandlerKind::Other => ("finally", py.None().into_bound(py)),
         };
@@ -239,7 +267,11 @@ fn dispatch(py: Python<'_>, exc: Bound<'_, PyAny>, rp: u32) -> PyResult<Py<PyAny
     {
         return Ok(py.None());
     }
-    let Some(hook_fn) = hook().lock().ok().and_then(|h| h.as_ref().map(|f| f.clone_ref(py))) else {
+    let Some(hook_fn) = hook()
+        .lock()
+        .ok()
+        .and_then(|h| h.as_ref().map(|f| f.clone_ref(py)))
+    else {
         return Ok(py.None());
     };
     let Some(frame) = current_frame(py) else {
@@ -260,7 +292,9 @@ fn dispatch(py: Python<'_>, exc: Bound<'_, PyAny>, rp: u32) -> PyResult<Py<PyAny
                                 None => break,
                             },
                             HandlerKind::ExceptCleanup | HandlerKind::AsCleanup => continue,
-                            HandlerKind::GeneratorWrapper if !exc.is_instance_of::<PyStopIteration>() => {
+                            HandlerKind::GeneratorWrapper
+                                if !exc.is_instance_of::<PyStopIteration>() =>
+                            {
                                 continue
                             }
                             _ => break,

@@ -107,7 +107,7 @@ fn interp_frame(frame: &Bound<'_, PyAny>) -> PyResult<Option<*const u8>> {
     // SAFETY: `f` points to the live interpreter frame; `l.code` is the offset
     // of its code pointer per the layout cited above.
     let code_ptr = unsafe { *(f.add(l.code) as *const *const ffi::PyObject) };
-    if code_ptr != code.as_ptr() as *const ffi::PyObject {
+    if !std::ptr::eq(code_ptr, code.as_ptr()) {
         return Ok(None);
     }
     Ok(Some(f))
@@ -119,7 +119,12 @@ fn interp_frame(frame: &Bound<'_, PyAny>) -> PyResult<Option<*const u8>> {
 /// `f` must come from [`interp_frame`] for a frame whose code has `nlp`
 /// locals-plus slots, and the slot must be one the analysis knows to hold an
 /// object (a kind other than `Other`) at the frame's current instruction.
-unsafe fn read_slot<'py>(py: Python<'py>, f: *const u8, nlp: usize, index: usize) -> Option<Bound<'py, PyAny>> {
+unsafe fn read_slot<'py>(
+    py: Python<'py>,
+    f: *const u8,
+    nlp: usize,
+    index: usize,
+) -> Option<Bound<'py, PyAny>> {
     let localsplus = layout(version(py).ok()?).localsplus;
     // SAFETY: per the function's contract the slot lies inside the frame's
     // value stack and holds a valid object pointer.
@@ -131,13 +136,16 @@ unsafe fn read_slot<'py>(py: Python<'py>, f: *const u8, nlp: usize, index: usize
     Some(unsafe { Bound::from_borrowed_ptr(py, p) })
 }
 
+/// A value-stack slot: its index from the bottom, its kind, its object.
+pub type Slot<'py> = (usize, &'static str, Bound<'py, PyAny>);
+
 /// The known-kind slots of `frame`'s value stack below its current
 /// instruction's operands, bottom first, as `(kind, object)`; `None` when the
 /// frame cannot be read safely.
 pub fn base_slots<'py>(
     frame: &Bound<'py, PyAny>,
     lasti: Option<i64>,
-) -> PyResult<Option<Vec<(usize, &'static str, Bound<'py, PyAny>)>>> {
+) -> PyResult<Option<Vec<Slot<'py>>>> {
     let py = frame.py();
     let code = frame.getattr("f_code")?;
     let Some(f) = interp_frame(frame)? else {
@@ -159,10 +167,16 @@ pub fn base_slots<'py>(
         (Some(r), Some(true)) => a.rps[r as usize].base.clone(),
         _ => {
             // Not inside a statement: only slots below the instruction's operands.
-            let Some(stack) = &a.stacks[i] else { return Ok(None) };
+            let Some(stack) = &a.stacks[i] else {
+                return Ok(None);
+            };
             let ins = &a.instrs[i];
-            let c = resurrect_bytecode::effects::effect(a.version, ins, resurrect_bytecode::effects::Edge::Fall)
-                .map_or(stack.len() as u32, |e| e.0) as usize;
+            let c = resurrect_bytecode::effects::effect(
+                a.version,
+                ins,
+                resurrect_bytecode::effects::Edge::Fall,
+            )
+            .map_or(stack.len() as u32, |e| e.0) as usize;
             stack[..stack.len().saturating_sub(c)].to_vec()
         }
     };

@@ -34,7 +34,11 @@ pub fn lookup(code: &Bound<'_, PyAny>) -> Option<Arc<CodeInfo>> {
 }
 
 fn bytes_attr(code: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
-    Ok(code.getattr(name)?.cast_into::<PyBytes>()?.as_bytes().to_vec())
+    Ok(code
+        .getattr(name)?
+        .cast_into::<PyBytes>()?
+        .as_bytes()
+        .to_vec())
 }
 
 /// Analyse `code` (cached by identity).
@@ -90,7 +94,11 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     }
     code.cast::<PyCode>()?;
     // Nested code first, so the consts we append to stay after theirs.
-    let consts: Vec<Bound<'py, PyAny>> = code.getattr("co_consts")?.cast_into::<PyTuple>()?.iter().collect();
+    let consts: Vec<Bound<'py, PyAny>> = code
+        .getattr("co_consts")?
+        .cast_into::<PyTuple>()?
+        .iter()
+        .collect();
     let mut new_consts: Vec<Bound<'py, PyAny>> = Vec::with_capacity(consts.len());
     let mut nested_changed = false;
     for c in consts {
@@ -110,12 +118,20 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     let analysis = match analyse(code) {
         Ok(info) => info,
         Err(_) => {
-            return if nested_changed { with_nested(&new_consts) } else { Ok(code.clone()) };
+            return if nested_changed {
+                with_nested(&new_consts)
+            } else {
+                Ok(code.clone())
+            };
         }
     };
     let a = &analysis.analysis;
     if a.rps.iter().all(|r| r.covered == 0) {
-        return if nested_changed { with_nested(&new_consts) } else { Ok(code.clone()) };
+        return if nested_changed {
+            with_nested(&new_consts)
+        } else {
+            Ok(code.clone())
+        };
     }
     let mut names: Vec<Py<PyAny>> = code
         .getattr("co_names")?
@@ -144,13 +160,22 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
             first_rp_const,
         },
         none_const,
+        nargs(code)?,
     )
     .map_err(to_py)?;
     let kw = PyDict::new(py);
     kw.set_item("co_code", PyBytes::new(py, &rewritten.code))?;
-    kw.set_item("co_exceptiontable", PyBytes::new(py, &rewritten.exceptiontable))?;
+    kw.set_item(
+        "co_exceptiontable",
+        PyBytes::new(py, &rewritten.exceptiontable),
+    )?;
     kw.set_item("co_linetable", PyBytes::new(py, &rewritten.linetable))?;
-    kw.set_item("co_stacksize", rewritten.stacksize.max(code.getattr("co_stacksize")?.extract()?))?;
+    kw.set_item(
+        "co_stacksize",
+        rewritten
+            .stacksize
+            .max(code.getattr("co_stacksize")?.extract()?),
+    )?;
     kw.set_item("co_consts", PyTuple::new(py, &new_consts)?)?;
     kw.set_item("co_names", PyTuple::new(py, &names)?)?;
     let new_code = code.call_method("replace", (), Some(&kw))?;
@@ -163,6 +188,30 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
         reg.insert(new_code.as_ptr() as usize, info);
     }
     Ok(new_code)
+}
+
+/// Number of argument slots (positional, keyword-only, `*args`, `**kwargs`):
+/// they come first in `localsplus` and are bound on entry.
+pub fn nargs(code: &Bound<'_, PyAny>) -> PyResult<u32> {
+    let argc: u32 = code.getattr("co_argcount")?.extract()?;
+    let kwonly: u32 = code.getattr("co_kwonlyargcount")?.extract()?;
+    let flags: u32 = code.getattr("co_flags")?.extract()?;
+    Ok(argc + kwonly + u32::from(flags & 0x04 != 0) + u32::from(flags & 0x08 != 0))
+}
+
+/// Names of the locals a restart must not leave unbound on this version (see
+/// `Analysis::unchecked_locals`).
+#[pyfunction]
+fn unchecked_locals(code: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let info = analyse(code)?;
+    let varnames = code.getattr("co_varnames")?.cast_into::<PyTuple>()?;
+    let mut out = Vec::new();
+    for l in info.analysis.unchecked_locals(nargs(code)?) {
+        if let Ok(n) = varnames.get_item(l as usize) {
+            out.push(n.extract()?);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `code` carries resume points made by [`instrument`].
@@ -249,7 +298,11 @@ fn roundtrip<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let l2 = linetable::encode(&linetable::decode(&l).map_err(to_py)?);
     PyTuple::new(
         py,
-        [PyBytes::new(py, &c2), PyBytes::new(py, &e2), PyBytes::new(py, &l2)],
+        [
+            PyBytes::new(py, &c2),
+            PyBytes::new(py, &e2),
+            PyBytes::new(py, &l2),
+        ],
     )
 }
 
@@ -300,7 +353,11 @@ fn continuation<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
     let ver = version(py)?;
-    let mut consts: Vec<Bound<'py, PyAny>> = code.getattr("co_consts")?.cast_into::<PyTuple>()?.iter().collect();
+    let mut consts: Vec<Bound<'py, PyAny>> = code
+        .getattr("co_consts")?
+        .cast_into::<PyTuple>()?
+        .iter()
+        .collect();
     let mut restores = Vec::new();
     for (local, is_cell, value) in locals {
         consts.push(value);
@@ -365,6 +422,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyResumePoint>()?;
     m.add_function(wrap_pyfunction!(instrument, m)?)?;
     m.add_function(wrap_pyfunction!(is_instrumented, m)?)?;
+    m.add_function(wrap_pyfunction!(unchecked_locals, m)?)?;
     m.add_function(wrap_pyfunction!(resume_points, m)?)?;
     m.add_function(wrap_pyfunction!(resume_point_at, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip, m)?)?;
