@@ -202,6 +202,26 @@ class Failure:
         lasti_line = _raising_line(self.exception, self.frame)
         return lasti_line or self.statement.line
 
+    def refusal(self, action: Action) -> str | None:
+        """Why ``action`` is impossible for this failure now, or ``None``."""
+        return refusal(self.frame, self.statement, action)
+
+
+def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None:
+    """Why ``action`` is impossible at statement ``st`` of the live ``frame``."""
+    reason = st.refusal(action)
+    if reason is None and action in (Action.SKIP, Action.USE_VALUE) and st.rp.kind != "loop":
+        # 3.13's superinstructions read some locals without an unbound check:
+        # jumping past their binding must not leave them unbound.
+        unchecked = _core.unchecked_locals(frame.f_code)
+        if unchecked:
+            ns = frame.f_locals
+            missing = [n for n in unchecked if n not in ns]
+            if missing:
+                names = ", ".join(f"`{n}`" for n in missing)
+                return f"continuing would leave {names} unbound (give a value with `use`, or assign it first)"
+    return reason
+
 
 def _raising_line(exc: BaseException, frame: types.FrameType) -> int | None:
     tb = exc.__traceback__
@@ -398,8 +418,24 @@ def _hook(frame: types.FrameType, exc: BaseException, rp_index: int):
 
 
 def apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decision):
-    """Carry out ``d`` at the statement ``st`` of ``frame``."""
+    """Carry out ``d`` at the statement ``st`` of ``frame``. An impossible
+    restart never replaces the program's exception: it is reported and the
+    exception propagates as plain Python would."""
+    try:
+        return _apply(frame, st, exc, d)
+    except RestartRefused as refused:
+        print(
+            f"resurrect: cannot {d.action.value} at {st.filename}:{st.line}: {refused}",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decision):
     a = d.action
+    reason = refusal(frame, st, a) if a is not Action.TRANSFER else st.refusal(a)
+    if reason is not None and not (a is Action.USE_VALUE and isinstance(st.node, ast.Return)):
+        raise RestartRefused(reason)
     if a is Action.PROPAGATE:
         return None
     if a is Action.RETRY:

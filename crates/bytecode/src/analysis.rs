@@ -423,6 +423,19 @@ impl Analysis {
                 if *top == SlotKind::Lasti {
                     continue;
                 }
+                // `except E:` matching also runs with the exception on top.
+                if *top == SlotKind::Exception {
+                    let matching = self.instrs[i..]
+                        .iter()
+                        .find(|x| {
+                            !is_plain_load(x.op)
+                                && !matches!(x.op, Op::Copy | Op::Swap | Op::BuildList)
+                        })
+                        .is_some_and(|x| matches!(x.op, Op::CheckExcMatch | Op::CheckEgMatch));
+                    if matching {
+                        continue;
+                    }
+                }
             }
             let handler = self.handler_at(i);
             if let Some(h) = handler {

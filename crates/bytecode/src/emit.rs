@@ -152,11 +152,17 @@ impl Asm {
     }
 }
 
-/// Emit the unwinding of `base` (top first) as `return` would, or drop the
-/// slots without running exits (`run_exits == false`, for a hand-over).
-fn unwind(asm: &mut Asm, base: &[SlotKind], none_const: u32, run_exits: bool) {
-    for k in base.iter().rev() {
-        match k {
+/// Emit the unwinding of `base` (top first) under the return value on top of
+/// the stack, as the compiler does for `return` (`SWAP 2` then `POP_TOP`,
+/// `__exit__(None, None, None)` or `POP_EXCEPT`), or drop the slots without
+/// running exits (`run_exits == false`, for a hand-over). While slot `k` is
+/// removed, the handler in force is the first of `chain` outside it (depth ≤ k),
+/// so an `__exit__` that raises is not handled by its own `with` again.
+fn unwind(asm: &mut Asm, base: &[SlotKind], chain: &[Handler], none_const: u32, run_exits: bool) {
+    for (k, kind) in base.iter().enumerate().rev() {
+        asm.handler = chain.iter().copied().find(|h| h.depth as usize <= k);
+        asm.imm(Op::Swap, 2);
+        match kind {
             SlotKind::WithExit if run_exits => {
                 for _ in 0..3 {
                     asm.imm(Op::LoadConst, none_const);
@@ -168,6 +174,20 @@ fn unwind(asm: &mut Asm, base: &[SlotKind], none_const: u32, run_exits: bool) {
             _ => asm.imm(Op::PopTop, 0),
         }
     }
+}
+
+/// The handlers an exception meets starting with `h`, innermost first.
+fn chain_of(a: &Analysis, h: Option<Handler>) -> Vec<Handler> {
+    let mut out = Vec::new();
+    let mut cur = h;
+    while let Some(hd) = cur {
+        if out.len() > 64 {
+            break;
+        }
+        out.push(hd);
+        cur = a.index_of_start(hd.target).and_then(|t| a.handler_at(t));
+    }
+    out
 }
 
 /// Lay out symbolic instructions starting at code unit `base_unit`, resolving
@@ -322,13 +342,18 @@ pub fn instrument(
                 if !run_exits {
                     asm.label(Label::Transfer(g));
                 }
+                // The value first (a continuation runs while the slots are
+                // still the frame's), then the unwinding, as for `return`.
+                asm.handler = *handler;
                 asm.imm(Op::PopTop, 0);
-                unwind(&mut asm, base, none_const, run_exits);
                 asm.load_global_null(names.value);
                 asm.call(0);
+                let chain = chain_of(a, *handler);
+                unwind(&mut asm, base, &chain, none_const, run_exits);
                 asm.imm(Op::ReturnValue, 0);
             }
         }
+        asm.handler = *handler;
         asm.label(Label::Propagate(g));
         asm.imm(Op::PopTop, 0);
         asm.imm(Op::Reraise, 0);

@@ -1,0 +1,63 @@
+//! The decoders and the analysis never panic, whatever bytes they are given:
+//! malformed input is a typed error.
+
+use proptest::prelude::*;
+use resurrect_bytecode::analysis::Analysis;
+use resurrect_bytecode::emit::{self, StubNames};
+use resurrect_bytecode::{exctable, instr, linetable, Version};
+
+const VERSIONS: [Version; 3] = [Version::V3_11, Version::V3_12, Version::V3_13];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        for v in VERSIONS {
+            let _ = instr::decode(&bytes, v);
+        }
+        let _ = exctable::decode(&bytes);
+        let _ = linetable::decode(&bytes);
+    }
+
+    #[test]
+    fn analysis_and_emission_never_panic(
+        code in proptest::collection::vec(any::<u8>(), 0..96),
+        exc in proptest::collection::vec(any::<u8>(), 0..16),
+        lines in proptest::collection::vec(any::<u8>(), 0..32),
+        first in -5i64..1000,
+    ) {
+        for v in VERSIONS {
+            if let Ok(a) = Analysis::new(v, &code, &exc, &lines, first) {
+                let names = StubNames { dispatch: 0, unwind: 1, value: 2, first_rp_const: 3 };
+                let _ = emit::instrument(&a, &code, &lines, first, names, 0, 0);
+            }
+        }
+    }
+
+    /// Valid-looking instruction streams (real opcodes, small args) reach the
+    /// analysis far more often than random bytes do.
+    #[test]
+    fn analysis_of_opcode_soup_never_panics(
+        ops in proptest::collection::vec((any::<u8>(), 0u8..8), 1..48),
+        v in 0usize..3,
+    ) {
+        let v = VERSIONS[v];
+        let t = v.table();
+        let valid: Vec<u8> = (0..=255u8).filter(|n| t.ops[*n as usize].is_some()).collect();
+        let mut code = Vec::new();
+        for (op, arg) in ops {
+            let n = valid[op as usize % valid.len()];
+            code.push(n);
+            code.push(arg);
+            for _ in 0..t.caches[n as usize] {
+                code.extend([0, 0]);
+            }
+        }
+        let lines = linetable::encode(&linetable::line_entries((code.len() / 2) as u32, Some(1), 1));
+        if let Ok(a) = Analysis::new(v, &code, &[], &lines, 1) {
+            let names = StubNames { dispatch: 0, unwind: 1, value: 2, first_rp_const: 3 };
+            let _ = emit::instrument(&a, &code, &lines, 1, names, 0, 0);
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Checks against code objects compiled by the real interpreters
+//! (`tests/fixtures/code-3XX.txt`, made by `scripts/gen_fixtures.py`).
+
+use resurrect_bytecode::analysis::Analysis;
+use resurrect_bytecode::emit::{self, Restore, StubNames};
+use resurrect_bytecode::{exctable, instr, linetable, Op, SlotKind, Version};
+
+struct Fixture {
+    firstlineno: i64,
+    nargs: u32,
+    code: Vec<u8>,
+    exc: Vec<u8>,
+    lines: Vec<u8>,
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    if s == "-" {
+        return Vec::new();
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn fixtures(file: &str) -> Vec<Fixture> {
+    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let p: Vec<&str> = l.split(' ').collect();
+            Fixture {
+                firstlineno: p[0].parse().unwrap(),
+                nargs: p[1].parse().unwrap(),
+                code: hex(p[2]),
+                exc: hex(p[3]),
+                lines: hex(p[4]),
+            }
+        })
+        .collect()
+}
+
+const VERSIONS: [(Version, &str); 3] = [
+    (Version::V3_11, "code-311.txt"),
+    (Version::V3_12, "code-312.txt"),
+    (Version::V3_13, "code-313.txt"),
+];
+
+const NAMES: StubNames = StubNames {
+    dispatch: 1000,
+    unwind: 1001,
+    value: 1002,
+    first_rp_const: 2000,
+};
+
+#[test]
+fn decode_encode_reproduces_every_byte() {
+    for (ver, file) in VERSIONS {
+        let fx = fixtures(file);
+        assert!(fx.len() > 400);
+        for f in &fx {
+            let ins = instr::decode(&f.code, ver).unwrap();
+            assert_eq!(instr::encode(&ins, ver), f.code);
+            assert_eq!(exctable::encode(&exctable::decode(&f.exc).unwrap()), f.exc);
+            assert_eq!(
+                linetable::encode(&linetable::decode(&f.lines).unwrap()),
+                f.lines
+            );
+        }
+    }
+}
+
+/// The emitted code must itself analyse cleanly: every join of the stubs'
+/// control flow with the original agrees on stack depth, and every handler
+/// target is an instruction.
+#[test]
+fn instrumented_code_is_stack_consistent() {
+    for (ver, file) in VERSIONS {
+        let mut with_stubs = 0;
+        for (k, f) in fixtures(file).iter().enumerate() {
+            let a = Analysis::new(ver, &f.code, &f.exc, &f.lines, f.firstlineno)
+                .unwrap_or_else(|e| panic!("{file}#{k}: {e}"));
+            let r = emit::instrument(&a, &f.code, &f.lines, f.firstlineno, NAMES, 999, f.nargs)
+                .unwrap_or_else(|e| panic!("{file}#{k}: {e}"));
+            if r.stubs > 0 {
+                with_stubs += 1;
+            }
+            // The original instructions stay where they are (3.12+ may only
+            // turn LOAD_FAST into LOAD_FAST_CHECK).
+            let orig = instr::decode(&f.code, ver).unwrap();
+            let new = instr::decode(&r.code, ver).unwrap();
+            for (o, n) in orig.iter().zip(&new) {
+                assert_eq!(o.offset, n.offset);
+                assert_eq!(o.arg, n.arg);
+                assert!(o.op == n.op || n.op == resurrect_bytecode::Op::LoadFastCheck);
+            }
+            let b = Analysis::new(ver, &r.code, &r.exceptiontable, &r.linetable, f.firstlineno)
+                .unwrap_or_else(|e| panic!("{file}#{k}: instrumented code: {e}"));
+            assert!(b.max_depth <= r.stacksize, "{file}#{k}: stack size");
+            let described: u32 = linetable::decode(&r.linetable)
+                .unwrap()
+                .iter()
+                .map(|e| e.length as u32)
+                .sum();
+            assert_eq!(
+                described as usize,
+                r.code.len() / 2,
+                "{file}#{k}: line table"
+            );
+            // Propagating hands the exception to the statement's own handler:
+            // the RERAISE the stub's `POP_JUMP_IF_NONE` leads to carries it.
+            for (i, ins) in a.instrs.iter().enumerate() {
+                if !a.covered[i] {
+                    continue;
+                }
+                let rp = &a.rps[a.owner[i].unwrap() as usize];
+                let stub = exctable::lookup(&b.entries, ins.op_offset())
+                    .unwrap()
+                    .target;
+                let s = b.index_of_start(stub).unwrap();
+                let pj = b.instrs[s..]
+                    .iter()
+                    .find(|x| matches!(x.op, Op::PopJumpIfNone | Op::PopJumpForwardIfNone))
+                    .unwrap();
+                let pg = b
+                    .index_of_start(instr::jump_target(pj, ver).unwrap() as u32)
+                    .unwrap();
+                assert_eq!(b.instrs[pg + 1].op, Op::Reraise);
+                assert_eq!(
+                    b.handler_at(pg + 1),
+                    rp.handler,
+                    "{file}#{k}: hand-over handler"
+                );
+            }
+            let entries = exctable::decode(&r.exceptiontable).unwrap();
+            for w in entries.windows(2) {
+                assert!(w[0].end <= w[1].start, "{file}#{k}: overlapping entries");
+            }
+            // Positions of the original instructions are unchanged.
+            let before = linetable::positions(
+                &linetable::decode(&f.lines).unwrap(),
+                f.firstlineno,
+                f.code.len() / 2,
+            );
+            let after = linetable::positions(
+                &linetable::decode(&r.linetable).unwrap(),
+                f.firstlineno,
+                r.code.len() / 2,
+            );
+            assert_eq!(before[..], after[..before.len()], "{file}#{k}: positions");
+        }
+        assert!(
+            with_stubs > 300,
+            "{file}: only {with_stubs} code objects got stubs"
+        );
+    }
+}
+
+#[test]
+fn resume_points_have_known_slots_and_consistent_targets() {
+    for (ver, file) in VERSIONS {
+        for f in fixtures(file) {
+            let a = Analysis::new(ver, &f.code, &f.exc, &f.lines, f.firstlineno).unwrap();
+            for rp in &a.rps {
+                assert!(rp.base.iter().all(|k| *k != SlotKind::Other));
+                let start = a.index_of_start(rp.start).expect("start is an instruction");
+                assert_eq!(a.stacks[start].as_ref().unwrap(), &rp.base);
+                if let Some(t) = rp.skip_to {
+                    let ti = a.index_of_start(t).expect("skip target is an instruction");
+                    assert_eq!(
+                        a.stacks[ti].as_ref().unwrap(),
+                        &rp.base,
+                        "skip keeps the base"
+                    );
+                }
+            }
+            for (i, c) in a.covered.iter().enumerate() {
+                if *c {
+                    let rp = &a.rps[a.owner[i].unwrap() as usize];
+                    let stack = a.stacks[i].as_ref().unwrap();
+                    assert!(stack.len() >= rp.base.len());
+                    assert_eq!(&stack[..rp.base.len()], &rp.base[..]);
+                }
+            }
+        }
+    }
+}
+
+/// Continuations of plain functions at every statement whose base slots a
+/// continuation can restore analyse cleanly.
+#[test]
+fn continuations_are_stack_consistent() {
+    for (ver, file) in VERSIONS {
+        let mut built = 0;
+        for f in fixtures(file) {
+            let a = Analysis::new(ver, &f.code, &f.exc, &f.lines, f.firstlineno).unwrap();
+            if a.instrs
+                .iter()
+                .any(|i| i.op == resurrect_bytecode::Op::ReturnGenerator)
+            {
+                continue;
+            }
+            for rp in a.rps.iter().take(8) {
+                let restores: Option<Vec<Restore>> = rp
+                    .base
+                    .iter()
+                    .map(|k| match k {
+                        SlotKind::Iter | SlotKind::WithExit => Some(Restore::Push { konst: 0 }),
+                        SlotKind::ExcInfo => Some(Restore::ExcInfo { konst: 0 }),
+                        _ => None,
+                    })
+                    .collect();
+                let Some(mut restores) = restores else {
+                    continue;
+                };
+                restores.insert(0, Restore::Fast { local: 0, konst: 0 });
+                let r = emit::continuation(ver, &f.code, &f.exc, &f.lines, 10, rp.start, &restores)
+                    .unwrap();
+                let b = Analysis::new(ver, &r.code, &r.exceptiontable, &r.linetable, f.firstlineno)
+                    .unwrap();
+                // The jump lands on the statement with exactly its base slots.
+                let shift = (r.code.len() - f.code.len()) as u32 / 2;
+                let i = b.index_of_start(rp.start + shift).unwrap();
+                assert_eq!(b.stacks[i].as_ref().unwrap().len(), rp.base.len());
+                built += 1;
+            }
+        }
+        assert!(built > 500, "{file}: {built}");
+    }
+}
