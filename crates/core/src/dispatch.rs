@@ -1,6 +1,7 @@
 //! The builtin the stubs call, with the fast path that decides in Rust
 //! whether the frame's own `except` catches the exception.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -12,7 +13,7 @@ use resurrect_bytecode::analysis::{Analysis, HandlerKind};
 use resurrect_bytecode::exctable::Handler;
 use resurrect_bytecode::{Op, Version};
 
-use crate::frames::base_slots;
+use crate::frames::{self, base_slots};
 use crate::instrument::{analyse, lookup};
 use crate::version;
 
@@ -255,6 +256,113 @@ fn handler_chain<'py>(
     PyList::new(py, items)
 }
 
+/// What one frame's own handlers do with an exception type at an instruction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// An `except` of this frame catches it.
+    Caught,
+    /// Nothing in this frame catches it: look further out.
+    Passes,
+    /// Python must decide (`with`, `except*`, a clause not evaluable here).
+    Unknown,
+}
+
+/// Verdicts by (code object, code unit, exception type). Clauses are evaluated
+/// once per key: a program that rebinds a global used in an `except` clause
+/// after it was evaluated is not noticed (such an exception then propagates,
+/// as plain Python would, without pausing). The values hold the type so its
+/// address is never reused while cached.
+type VerdictCache = Mutex<HashMap<(usize, u32, usize), (Verdict, Py<PyAny>)>>;
+
+fn verdicts() -> &'static VerdictCache {
+    static V: OnceLock<VerdictCache> = OnceLock::new();
+    V.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn frame_verdict(
+    a: &Analysis,
+    frame: &Bound<'_, PyAny>,
+    i: usize,
+    exc: &Bound<'_, PyAny>,
+) -> PyResult<Verdict> {
+    for (h, kind) in a.handler_chain(i) {
+        match kind {
+            HandlerKind::Except => match except_catches(a, frame, h, exc)? {
+                Some(true) => return Ok(Verdict::Caught),
+                Some(false) => continue,
+                None => return Ok(Verdict::Unknown),
+            },
+            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup | HandlerKind::Other => continue,
+            HandlerKind::GeneratorWrapper if !exc.is_instance_of::<PyStopIteration>() => continue,
+            _ => return Ok(Verdict::Unknown),
+        }
+    }
+    Ok(Verdict::Passes)
+}
+
+/// The fast path: whether an `except` of instrumented code on the stack, from
+/// the failing statement outward, certainly catches `exc`. Stops (answering
+/// `false`, "ask Python") at the first frame that is not instrumented, a `with`
+/// cleanup (its context manager may suppress), `except*`, or a clause it cannot
+/// evaluate. A `true` only ever lets the exception propagate, as plain Python.
+fn caught_by_user_code(
+    frame: &Bound<'_, PyAny>,
+    exc: &Bound<'_, PyAny>,
+    rp: u32,
+) -> PyResult<bool> {
+    let exc_type = exc.get_type().into_any();
+    let mut f = frame.clone();
+    let mut unit: Option<u32> = None;
+    for _ in 0..10_000 {
+        let code = frames::code_of(&f);
+        let Some(info) = lookup(&code) else {
+            return Ok(false);
+        };
+        if !info.instrumented {
+            return Ok(false);
+        }
+        let a = &info.analysis;
+        let i = match unit {
+            None => a
+                .rps
+                .get(rp as usize)
+                .and_then(|r| a.index_of_start(r.start)),
+            Some(u) => a.instr_at_unit(u),
+        };
+        let Some(i) = i else { return Ok(false) };
+        let key = (
+            code.as_ptr() as usize,
+            a.instrs[i].offset,
+            exc_type.as_ptr() as usize,
+        );
+        let cached = verdicts()
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|v| v.0));
+        let v = match cached {
+            Some(v) => v,
+            None => {
+                let v = frame_verdict(a, &f, i, exc)?;
+                if let Ok(mut m) = verdicts().lock() {
+                    m.insert(key, (v, exc_type.clone().unbind()));
+                }
+                v
+            }
+        };
+        match v {
+            Verdict::Caught => return Ok(true),
+            Verdict::Unknown => return Ok(false),
+            Verdict::Passes => {}
+        }
+        let Some((back, lasti)) = frames::back_of(&f) else {
+            return Ok(false);
+        };
+        unit = Some(lasti / 2);
+        f = back;
+    }
+    Ok(false)
+}
+
 /// `__resurrect_dispatch__(exc, rp)`: called by a stub with the exception and
 /// the resume point's index. Returns `None` (propagate), `True` (retry) or
 /// `False` (skip); raises to leave the frame (see `emit.rs`).
@@ -267,6 +375,12 @@ fn dispatch(py: Python<'_>, exc: Bound<'_, PyAny>, rp: u32) -> PyResult<Py<PyAny
     {
         return Ok(py.None());
     }
+    let Some(frame) = current_frame(py) else {
+        return Ok(py.None());
+    };
+    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0 && caught_by_user_code(&frame, &exc, rp)? {
+        return Ok(py.None());
+    }
     let Some(hook_fn) = hook()
         .lock()
         .ok()
@@ -274,36 +388,6 @@ fn dispatch(py: Python<'_>, exc: Bound<'_, PyAny>, rp: u32) -> PyResult<Py<PyAny
     else {
         return Ok(py.None());
     };
-    let Some(frame) = current_frame(py) else {
-        return Ok(py.None());
-    };
-    let code = frame.getattr("f_code")?;
-    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0 {
-        if let Some(info) = lookup(&code) {
-            let a = &info.analysis;
-            if let Some(r) = a.rps.get(rp as usize) {
-                // Fast path: the frame's own `except` catches it.
-                if let Some(i) = a.index_of_start(r.start) {
-                    for (h, kind) in a.handler_chain(i) {
-                        match kind {
-                            HandlerKind::Except => match except_catches(a, &frame, h, &exc)? {
-                                Some(true) => return Ok(py.None()),
-                                Some(false) => continue,
-                                None => break,
-                            },
-                            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup => continue,
-                            HandlerKind::GeneratorWrapper
-                                if !exc.is_instance_of::<PyStopIteration>() =>
-                            {
-                                continue
-                            }
-                            _ => break,
-                        }
-                    }
-                }
-            }
-        }
-    }
     Ok(hook_fn.bind(py).call1((frame, exc, rp))?.unbind())
 }
 

@@ -15,6 +15,40 @@ use resurrect_bytecode::{SlotKind, Version};
 use crate::instrument::analyse;
 use crate::version;
 
+// Public (non-limited) C API of 3.11–3.13 (`Include/cpython/pyframe.h`). The
+// module is built for the stable ABI to ship one wheel, but it only loads on the
+// versions whose frame layout it knows (see `crate::version`), all of which
+// export these.
+extern "C" {
+    fn PyFrame_GetBack(frame: *mut ffi::PyFrameObject) -> *mut ffi::PyFrameObject;
+    fn PyFrame_GetLasti(frame: *mut ffi::PyFrameObject) -> std::os::raw::c_int;
+}
+
+/// The code object of a frame (a new reference), without an attribute lookup.
+pub fn code_of<'py>(frame: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
+    // SAFETY: callers pass frame objects only; PyFrame_GetCode returns a new,
+    // non-NULL reference.
+    unsafe {
+        let c = ffi::PyFrame_GetCode(frame.as_ptr() as *mut ffi::PyFrameObject);
+        Bound::from_owned_ptr(frame.py(), c as *mut ffi::PyObject)
+    }
+}
+
+/// The caller of a frame and the caller's `f_lasti` (bytes), if any.
+pub fn back_of<'py>(frame: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, u32)> {
+    // SAFETY: callers pass frame objects only; PyFrame_GetBack returns a new
+    // reference or NULL; PyFrame_GetLasti only reads the frame.
+    unsafe {
+        let b = PyFrame_GetBack(frame.as_ptr() as *mut ffi::PyFrameObject);
+        if b.is_null() {
+            return None;
+        }
+        let lasti = PyFrame_GetLasti(b);
+        let back = Bound::from_owned_ptr(frame.py(), b as *mut ffi::PyObject);
+        (lasti >= 0).then_some((back, lasti as u32))
+    }
+}
+
 /// Offset of `f_frame` in `PyFrameObject` (3.11–3.13, `Include/internal/pycore_frame.h`:
 /// `PyObject_HEAD; PyFrameObject *f_back; _PyInterpreterFrame *f_frame;`).
 const F_FRAME: usize = 24;
