@@ -527,7 +527,8 @@ def _unwind(exc: BaseException):
 
 
 def _value():
-    """``__resurrect_value__``: the value the frame returns."""
+    """The value a left frame returns (called by ``_core.value``, which is
+    ``__resurrect_value__``)."""
     thunk = _tls.__dict__.pop("thunk", None)
     return thunk() if thunk is not None else None
 
@@ -535,9 +536,10 @@ def _value():
 def enable() -> None:
     """Install the builtins the stubs call and the decision hook."""
     builtins.__resurrect_dispatch__ = _core.dispatch
+    builtins.__resurrect_late__ = _core.late
     builtins.__resurrect_unwind__ = _unwind
-    builtins.__resurrect_value__ = _value
-    _core.set_hook(_hook)
+    builtins.__resurrect_value__ = _core.value
+    _core.set_hook(_hook, _value)
 
 
 enable()

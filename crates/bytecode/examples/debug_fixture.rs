@@ -41,6 +41,7 @@ fn main() {
         dispatch: 1000,
         unwind: 1001,
         value: 1002,
+        late: 1003,
         first_rp_const: 2000,
     };
     let r = emit::instrument(&a, &code, &lines, first, names, 999, nargs).unwrap();

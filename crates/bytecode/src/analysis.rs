@@ -839,3 +839,56 @@ impl Analysis {
         out
     }
 }
+
+impl Analysis {
+    /// For a `try`/`except` dispatch starting at code unit `target`: the
+    /// instruction index of the `RERAISE 0` reached when no clause matches
+    /// (`None` when a bare `except:` catches everything, or the shape is not
+    /// recognised).
+    pub fn no_match_reraise(&self, target: u32) -> Option<usize> {
+        let mut i = self.index_of_start(target)?;
+        if self.instrs[i].op != Op::PushExcInfo {
+            return None;
+        }
+        i += 1;
+        for _ in 0..256 {
+            let ins = self.instrs.get(i)?;
+            match ins.op {
+                Op::Reraise if ins.arg == 0 => return Some(i),
+                Op::CheckExcMatch => {
+                    let j = self.instrs.get(i + 1)?;
+                    if !matches!(j.op, Op::PopJumpIfFalse | Op::PopJumpForwardIfFalse) {
+                        return None;
+                    }
+                    let t = instr::jump_target(j, self.version)?;
+                    i = self.index_of_start(u32::try_from(t).ok()?)?;
+                }
+                o if is_plain_load(o) => i += 1,
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Resume points whose exceptions go to the program's own `except` first:
+    /// directly in a `try` body (no slot between the statement and the
+    /// `try`), whose clauses are evaluated by the interpreter at no cost; only
+    /// when none matches does the handler's no-match `RERAISE` reach the
+    /// statement's stub. Returns `(rp, index of that RERAISE)`.
+    pub fn except_first(&self) -> Vec<(u32, usize)> {
+        let mut out = Vec::new();
+        for rp in &self.rps {
+            let Some(h) = rp.handler else { continue };
+            if rp.covered == 0
+                || h.depth != rp.depth()
+                || self.classify_handler(h.target) != HandlerKind::Except
+            {
+                continue;
+            }
+            if let Some(r) = self.no_match_reraise(h.target) {
+                out.push((rp.index, r));
+            }
+        }
+        out
+    }
+}

@@ -46,6 +46,8 @@ pub struct StubNames {
     pub unwind: u32,
     /// `co_names` index of `__resurrect_value__`.
     pub value: u32,
+    /// `co_names` index of `__resurrect_late__`.
+    pub late: u32,
     /// `co_consts` index holding the integer 0; resume point `i` loads `first_rp_const + i`.
     pub first_rp_const: u32,
 }
@@ -64,21 +66,38 @@ pub struct Rewritten {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Label {
     Stub(u32),
+    /// After a stub's dispatcher call: where the decision `[…, exc, r]` is acted on.
+    Post(u32),
     Skip(u32),
     /// The retry tail of a stub (`POP_TOP; JUMP start`), shared as the skip of the statement before.
     Retry(u32),
     Propagate(u32),
     Terminal(u32),
     Transfer(u32),
+    /// The late stub of a `try`/`except` (by index of its no-match `RERAISE`).
+    Late(u32),
+    LatePropagate(u32),
+    LateRaised(u32),
+    LateLeaf(u32),
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Arg {
     Imm(u32),
-    /// A jump to a label in the appended code.
+    /// A forward jump to a label in the appended code.
     To(Label),
+    /// A backward jump to a label in the appended code.
+    BackTo(Label),
     /// A jump to an absolute code unit of the original code.
     Back(u32),
+}
+
+/// Where an emitted instruction's exceptions go: a fixed handler, or a label
+/// of the appended code (resolved after layout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandlerRef {
+    Fixed(Handler),
+    At { label: Label, depth: u32 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +105,7 @@ struct Emit {
     op: Op,
     arg: Arg,
     label: Option<Label>,
-    handler: Option<Handler>,
+    handler: Option<HandlerRef>,
     line: Option<i64>,
 }
 
@@ -94,7 +113,7 @@ struct Emit {
 struct Asm {
     ver: Version,
     out: Vec<Emit>,
-    handler: Option<Handler>,
+    handler: Option<HandlerRef>,
     line: Option<i64>,
     pending_label: Option<Label>,
 }
@@ -111,6 +130,27 @@ impl Asm {
     }
     fn label(&mut self, l: Label) {
         self.pending_label = Some(l);
+    }
+    fn set_handler(&mut self, h: Option<Handler>) {
+        self.handler = h.map(HandlerRef::Fixed);
+    }
+    /// A call whose own exceptions go to `h` (the arguments are pushed already).
+    fn call_with_handler(&mut self, nargs: u32, h: Option<HandlerRef>) {
+        if self.ver == Version::V3_11 {
+            self.imm(Op::Precall, nargs);
+        }
+        let saved = self.handler;
+        self.handler = h;
+        self.imm(Op::Call, nargs);
+        self.handler = saved;
+    }
+    fn pop_jump_if_true(&mut self, to: Label) {
+        let op = if self.ver == Version::V3_11 {
+            Op::PopJumpForwardIfTrue
+        } else {
+            Op::PopJumpIfTrue
+        };
+        self.op(op, Arg::To(to));
     }
     fn op(&mut self, op: Op, arg: Arg) {
         let label = self.pending_label.take();
@@ -160,7 +200,7 @@ impl Asm {
 /// so an `__exit__` that raises is not handled by its own `with` again.
 fn unwind(asm: &mut Asm, base: &[SlotKind], chain: &[Handler], none_const: u32, run_exits: bool) {
     for (k, kind) in base.iter().enumerate().rev() {
-        asm.handler = chain.iter().copied().find(|h| h.depth as usize <= k);
+        asm.set_handler(chain.iter().copied().find(|h| h.depth as usize <= k));
         asm.imm(Op::Swap, 2);
         match kind {
             SlotKind::WithExit if run_exits => {
@@ -222,6 +262,11 @@ fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<
                     t.checked_sub(end)
                         .ok_or(Error::Layout("a conditional jump would go backward"))?
                 }
+                Arg::BackTo(l) => {
+                    let t = *labels.get(&l).ok_or(Error::Layout("missing label"))?;
+                    end.checked_sub(t)
+                        .ok_or(Error::Layout("a backward jump would go forward"))?
+                }
                 Arg::Back(t) => end
                     .checked_sub(t)
                     .ok_or(Error::Layout("a jump back would go forward"))?,
@@ -259,6 +304,8 @@ pub fn instrument(
     let ver = a.version;
     let mut asm = Asm::new(ver);
     let stubbed: Vec<&ResumePoint> = a.rps.iter().filter(|r| r.covered > 0).collect();
+    // Statements directly in a `try` body: the program's `except` runs first.
+    let late: HashMap<u32, usize> = a.except_first().into_iter().collect();
     // Groups: same base kinds and same original handler share the terminal code.
     let mut groups: Vec<(Vec<SlotKind>, Option<Handler>, bool)> = Vec::new();
     let mut group_of: HashMap<u32, u32> = HashMap::new();
@@ -276,28 +323,31 @@ pub fn instrument(
     for (k, rp) in stubbed.iter().enumerate() {
         let g = group_of[&rp.index];
         let leave_ok = rp.leave_refusal.is_none();
-        asm.handler = rp.handler;
+        asm.set_handler(rp.handler);
         asm.line = rp.line;
-        asm.label(Label::Stub(rp.index));
-        asm.load_global_null(names.dispatch);
-        asm.imm(Op::Copy, 3);
-        asm.imm(Op::LoadConst, names.first_rp_const + rp.index);
-        if ver == Version::V3_11 {
-            asm.imm(Op::Precall, 2);
+        if !late.contains_key(&rp.index) {
+            asm.label(Label::Stub(rp.index));
+            asm.load_global_null(names.dispatch);
+            asm.imm(Op::Copy, 3);
+            asm.imm(Op::LoadConst, names.first_rp_const + rp.index);
+            if ver == Version::V3_11 {
+                asm.imm(Op::Precall, 2);
+            }
+            // A dispatcher that raises lands in T_G (leave, rerun, hand-over).
+            if leave_ok {
+                asm.handler = Some(HandlerRef::At {
+                    label: Label::Terminal(g),
+                    depth: rp.depth(),
+                });
+            }
+            asm.imm(Op::Call, 2);
+            asm.set_handler(rp.handler);
+            asm.imm(Op::Copy, 1);
+            asm.pop_jump_if_none(Label::Propagate(g));
         }
-        // A dispatcher that raises lands in T_G (leave, rerun, hand-over).
-        if leave_ok {
-            asm.handler = Some(Handler {
-                target: 0, // patched below: T_G of this group
-                depth: rp.depth(),
-                lasti: false,
-            });
-        }
-        let call_index = asm.out.len();
-        asm.imm(Op::Call, 2);
-        asm.handler = rp.handler;
-        asm.imm(Op::Copy, 1);
-        asm.pop_jump_if_none(Label::Propagate(g));
+        // Late statements enter here from their `try`'s late stub, with a
+        // decision that is never "propagate".
+        asm.label(Label::Post(rp.index));
         // Skipping to where the next stub retries shares that stub's tail.
         let next = stubbed.get(k + 1);
         let share = match (rp.skip_to, next) {
@@ -317,17 +367,86 @@ pub fn instrument(
             asm.imm(Op::PopTop, 0);
             asm.op(Op::JumpBackwardNoInterrupt, Arg::Back(t));
         }
+    }
+    // Late stubs, one per `try` whose no-match RERAISE some statement waits on:
+    // entered with `[base…, exc_info, exc]` when no clause matched.
+    let mut by_reraise: Vec<(usize, Vec<u32>)> = Vec::new();
+    for rp in &stubbed {
+        if let Some(&r) = late.get(&rp.index) {
+            match by_reraise.iter_mut().find(|(x, _)| *x == r) {
+                Some((_, v)) => v.push(rp.index),
+                None => by_reraise.push((r, vec![rp.index])),
+            }
+        }
+    }
+    for (r, rps) in &by_reraise {
+        let id = *r as u32;
+        let first = &a.rps[rps[0] as usize];
+        let g = group_of[&first.index];
+        let leave_ok = first.leave_refusal.is_none();
+        let d = first.depth();
+        // The no-match RERAISE's own handler (the except-cleanup) and the one
+        // after it (outside the `try`).
+        let cleanup = a.handler_at(*r);
+        let outer = cleanup
+            .and_then(|c| a.index_of_start(c.target))
+            .and_then(|t| a.handler_at(t));
+        asm.line = None;
+        asm.set_handler(cleanup);
+        asm.label(Label::Late(id));
+        asm.load_global_null(names.late);
+        asm.imm(Op::Copy, 3);
+        asm.call_with_handler(
+            1,
+            Some(HandlerRef::At {
+                label: Label::LateRaised(id),
+                depth: d + 1,
+            }),
+        );
+        asm.imm(Op::Copy, 1);
+        asm.pop_jump_if_none(Label::LatePropagate(id));
+        // [base, exc_info, exc, S] -> [base, exc, S] with the exception state restored.
+        asm.imm(Op::Swap, 3);
+        asm.imm(Op::PopExcept, 0);
+        asm.imm(Op::Swap, 2);
+        asm.set_handler(first.handler);
+        for s in rps {
+            asm.imm(Op::Copy, 1);
+            asm.imm(Op::LoadConst, names.first_rp_const + s);
+            asm.imm(Op::CompareOp, ver.compare_eq_arg());
+            asm.pop_jump_if_true(Label::LateLeaf(*s));
+        }
+        // Not one of ours (cannot happen): propagate past this `try`, never
+        // back into its clauses (which would ask again).
+        asm.set_handler(outer);
+        asm.imm(Op::PopTop, 0);
+        asm.imm(Op::Reraise, 0);
+        for s in rps {
+            asm.label(Label::LateLeaf(*s));
+            asm.imm(Op::PopTop, 0);
+            asm.load_global_null(names.value);
+            asm.call(0);
+            asm.op(Op::JumpBackwardNoInterrupt, Arg::BackTo(Label::Post(*s)));
+        }
+        asm.set_handler(cleanup);
+        asm.label(Label::LatePropagate(id));
+        asm.imm(Op::PopTop, 0);
+        asm.imm(Op::Reraise, 0);
+        // The late dispatcher raised (leave, rerun, a new exception): leave the
+        // `except` state, then as for any statement of the group.
+        asm.label(Label::LateRaised(id));
+        asm.imm(Op::Swap, 2);
+        asm.imm(Op::PopExcept, 0);
         if leave_ok {
-            asm.out[call_index].handler = Some(Handler {
-                target: u32::MAX - g, // marker resolved after layout
-                depth: rp.depth(),
-                lasti: false,
-            });
+            asm.op(Op::JumpForward, Arg::To(Label::Terminal(g)));
+        } else {
+            asm.set_handler(outer);
+            asm.imm(Op::Reraise, 0);
         }
     }
     for (g, (base, handler, leave_ok)) in groups.iter().enumerate() {
         let g = g as u32;
-        asm.handler = *handler;
+        asm.set_handler(*handler);
         asm.line = None;
         // T_G before P_G: 3.12+ conditional jumps only go forward.
         if *leave_ok {
@@ -344,7 +463,7 @@ pub fn instrument(
                 }
                 // The value first (a continuation runs while the slots are
                 // still the frame's), then the unwinding, as for `return`.
-                asm.handler = *handler;
+                asm.set_handler(*handler);
                 asm.imm(Op::PopTop, 0);
                 asm.load_global_null(names.value);
                 asm.call(0);
@@ -353,7 +472,7 @@ pub fn instrument(
                 asm.imm(Op::ReturnValue, 0);
             }
         }
-        asm.handler = *handler;
+        asm.set_handler(*handler);
         asm.label(Label::Propagate(g));
         asm.imm(Op::PopTop, 0);
         asm.imm(Op::Reraise, 0);
@@ -366,8 +485,21 @@ pub fn instrument(
             label_at.insert(l, *off);
         }
     }
-    // Exception table: covered instructions go to their stub; stub code carries
-    // the statement's original handler (or T_G for the dispatcher call).
+    let resolve = |h: HandlerRef| -> Result<Handler> {
+        Ok(match h {
+            HandlerRef::Fixed(h) => h,
+            HandlerRef::At { label, depth } => Handler {
+                target: *label_at
+                    .get(&label)
+                    .ok_or(Error::Layout("missing handler label"))?,
+                depth,
+                lasti: false,
+            },
+        })
+    };
+    // Exception table: covered instructions go to their stub (late statements
+    // keep their `except`, whose no-match RERAISE goes to the late stub); stub
+    // code carries the statement's original handler.
     let total_units = orig_units as usize + stub_code.len() / 2;
     let mut units: Vec<Option<Handler>> = vec![None; total_units];
     for e in &a.entries {
@@ -380,6 +512,9 @@ pub fn instrument(
             continue;
         }
         let Some(r) = a.owner[i] else { continue };
+        if late.contains_key(&r) {
+            continue;
+        }
         let rp = &a.rps[r as usize];
         let target = label_at[&Label::Stub(r)];
         for u in ins.offset..ins.end() {
@@ -390,40 +525,34 @@ pub fn instrument(
             });
         }
     }
+    for (r, rps) in &by_reraise {
+        let ins = &a.instrs[*r];
+        let d = a.rps[rps[0] as usize].depth();
+        for u in ins.offset..ins.end() {
+            units[u as usize] = Some(Handler {
+                target: label_at[&Label::Late(*r as u32)],
+                depth: d + 1,
+                lasti: false,
+            });
+        }
+    }
     let mut line_entries = linetable::decode(original_linetable)?;
+    let described: u32 = line_entries.iter().map(|e| e.length as u32).sum();
+    if described != orig_units {
+        return Err(Error::BadLineTable(original_linetable.len()));
+    }
     let mut prev_line = linetable::final_line(&line_entries, firstlineno);
-    let mut max_extra = 0u32;
     for (k, e) in asm.out.iter().enumerate() {
         let start = offsets[k];
         let end = offsets.get(k + 1).copied().unwrap_or(total_units as u32);
-        let h = e.handler.map(|h| {
-            if h.target > u32::MAX - 4096 {
-                Handler {
-                    target: label_at[&Label::Terminal(u32::MAX - h.target)],
-                    ..h
-                }
-            } else {
-                h
-            }
-        });
+        let h = e.handler.map(resolve).transpose()?;
         for u in start..end {
             units[u as usize] = h;
         }
-        let entries = linetable::line_entries(end - start, e.line, prev_line);
+        line_entries.extend(linetable::line_entries(end - start, e.line, prev_line));
         if let Some(l) = e.line {
             prev_line = l;
         }
-        line_entries.extend(entries);
-        max_extra = max_extra.max(6);
-    }
-    // Original code whose table ends early: make sure the original part is
-    // fully described before appending (pad with no-location entries).
-    let described: u32 = linetable::decode(original_linetable)?
-        .iter()
-        .map(|e| e.length as u32)
-        .sum();
-    if described != orig_units {
-        return Err(Error::BadLineTable(original_linetable.len()));
     }
     let max_base = stubbed.iter().map(|r| r.depth()).max().unwrap_or(0);
     let mut code = original_code.to_vec();
@@ -444,7 +573,9 @@ pub fn instrument(
         code,
         exceptiontable: exctable::encode(&exctable::from_units(&units)),
         linetable: linetable::encode(&line_entries),
-        stacksize: a.max_depth.max(max_base + max_extra),
+        // Stubs push at most six values above the base (late stubs: the saved
+        // exception state, the exception, the call's three).
+        stacksize: a.max_depth.max(max_base + 7),
         stubs: stubbed.len() as u32,
     })
 }

@@ -17,22 +17,60 @@ use crate::frames::{self, base_slots};
 use crate::instrument::{analyse, lookup};
 use crate::version;
 
-fn hook() -> &'static Mutex<Option<Py<PyAny>>> {
-    static HOOK: OnceLock<Mutex<Option<Py<PyAny>>>> = OnceLock::new();
-    HOOK.get_or_init(|| Mutex::new(None))
+/// The Python side: the decision hook and the frame-value thunk runner.
+struct Hooks {
+    decide: Py<PyAny>,
+    value: Py<PyAny>,
+}
+
+fn hooks() -> &'static Mutex<Option<Hooks>> {
+    static HOOKS: OnceLock<Mutex<Option<Hooks>>> = OnceLock::new();
+    HOOKS.get_or_init(|| Mutex::new(None))
+}
+
+fn decide_hook(py: Python<'_>) -> Option<Py<PyAny>> {
+    hooks()
+        .lock()
+        .ok()?
+        .as_ref()
+        .map(|h| h.decide.clone_ref(py))
+}
+
+thread_local! {
+    /// The exception last let through by a decision: outer frames' stubs meet
+    /// the same object while it propagates and must not decide again.
+    static DECIDED: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+    /// A retry/skip decision waiting for a late stub's leaf to take it.
+    static LATE_DECISION: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+fn already_decided(exc: &Bound<'_, PyAny>) -> bool {
+    DECIDED.with(|d| {
+        d.borrow()
+            .as_ref()
+            .is_some_and(|e| e.as_ptr() == exc.as_ptr())
+    })
+}
+
+fn mark_decided(exc: &Bound<'_, PyAny>) {
+    DECIDED.with(|d| *d.borrow_mut() = Some(exc.clone().unbind()));
 }
 
 /// Number of `handler_bind` regions in force in any thread: while non-zero,
 /// every exception goes to Python so handlers can see it first.
 static HANDLERS_ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// Install the Python decision function `hook(frame, exc, rp_index)`, which
-/// returns `None` (propagate), `True` (retry) or `False` (skip), or raises.
+/// Install the Python decision function `decide(frame, exc, rp_index)`, which
+/// returns `None` (propagate), `True` (retry) or `False` (skip), or raises; and
+/// `value()`, which runs the thunk giving a left frame's return value.
 #[pyfunction]
-#[pyo3(signature = (hook_fn=None))]
-fn set_hook(hook_fn: Option<Py<PyAny>>) {
-    if let Ok(mut h) = hook().lock() {
-        *h = hook_fn;
+#[pyo3(signature = (decide=None, value=None))]
+fn set_hook(decide: Option<Py<PyAny>>, value: Option<Py<PyAny>>) {
+    if let Ok(mut h) = hooks().lock() {
+        *h = match (decide, value) {
+            (Some(decide), Some(value)) => Some(Hooks { decide, value }),
+            _ => None,
+        };
     }
 }
 
@@ -369,26 +407,108 @@ fn caught_by_user_code(
 #[pyfunction]
 fn dispatch(py: Python<'_>, exc: Bound<'_, PyAny>, rp: u32) -> PyResult<Py<PyAny>> {
     // Control flow of the runtime never pauses.
-    if exc.is_instance_of::<PySystemExit>()
-        || exc.is_instance_of::<PyGeneratorExit>()
-        || exc.is_instance_of::<PyKeyboardInterrupt>()
-    {
+    if is_flow(&exc) {
+        return Ok(py.None());
+    }
+    if already_decided(&exc) {
         return Ok(py.None());
     }
     let Some(frame) = current_frame(py) else {
         return Ok(py.None());
     };
-    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0 && caught_by_user_code(&frame, &exc, rp)? {
+    decide(py, &frame, &exc, rp)
+}
+
+/// The fast path, then the Python hook; remembers a "propagate".
+fn decide(
+    py: Python<'_>,
+    frame: &Bound<'_, PyAny>,
+    exc: &Bound<'_, PyAny>,
+    rp: u32,
+) -> PyResult<Py<PyAny>> {
+    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0 && caught_by_user_code(frame, exc, rp)? {
+        mark_decided(exc);
         return Ok(py.None());
     }
-    let Some(hook_fn) = hook()
-        .lock()
-        .ok()
-        .and_then(|h| h.as_ref().map(|f| f.clone_ref(py)))
-    else {
+    let Some(hook_fn) = decide_hook(py) else {
         return Ok(py.None());
     };
-    Ok(hook_fn.bind(py).call1((frame, exc, rp))?.unbind())
+    let r = hook_fn.bind(py).call1((frame, exc, rp))?;
+    if r.is_none() {
+        mark_decided(exc);
+    }
+    Ok(r.unbind())
+}
+
+fn is_flow(exc: &Bound<'_, PyAny>) -> bool {
+    exc.is_instance_of::<PySystemExit>()
+        || exc.is_instance_of::<PyGeneratorExit>()
+        || exc.is_instance_of::<PyKeyboardInterrupt>()
+}
+
+/// `__resurrect_late__(exc)`: called by a `try`'s late stub when none of its
+/// `except` clauses matched. Finds the statement that raised (from the
+/// traceback) and decides; returns `None` (propagate) or the statement's
+/// resume point index, its retry/skip decision waiting for
+/// `__resurrect_value__`. Raises to leave the frame.
+#[pyfunction]
+fn late(py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if is_flow(&exc) || already_decided(&exc) {
+        return Ok(py.None());
+    }
+    let Some(frame) = current_frame(py) else {
+        return Ok(py.None());
+    };
+    // This frame's traceback entry says which instruction raised.
+    let mut tb = exc.getattr("__traceback__")?;
+    let mut lasti: Option<i64> = None;
+    while !tb.is_none() {
+        if tb.getattr("tb_frame")?.is(&frame) {
+            lasti = Some(tb.getattr("tb_lasti")?.extract()?);
+            break;
+        }
+        tb = tb.getattr("tb_next")?;
+    }
+    let Some(lasti) = lasti else {
+        return Ok(py.None());
+    };
+    let code = frames::code_of(&frame);
+    let Some(info) = lookup(&code) else {
+        return Ok(py.None());
+    };
+    let Some(rp) = info.analysis.rp_at_unit((lasti.max(0) / 2) as u32) else {
+        return Ok(py.None());
+    };
+    if !info.late.contains(&rp) {
+        return Ok(py.None());
+    }
+    let r = decide(py, &frame, &exc, rp)?;
+    let r = r.bind(py);
+    if r.is_none() {
+        return Ok(py.None());
+    }
+    LATE_DECISION.with(|d| d.set(Some(r.is_truthy().unwrap_or(true))));
+    Ok(rp.into_pyobject(py)?.into_any().unbind())
+}
+
+/// `__resurrect_value__()`: a late stub's waiting decision, or the value a
+/// left frame returns (the Python thunk).
+#[pyfunction]
+fn value(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    if let Some(b) = LATE_DECISION.with(|d| d.take()) {
+        return Ok(pyo3::types::PyBool::new(py, b)
+            .to_owned()
+            .into_any()
+            .unbind());
+    }
+    let f = hooks()
+        .lock()
+        .ok()
+        .and_then(|h| h.as_ref().map(|h| h.value.clone_ref(py)));
+    match f {
+        Some(f) => Ok(f.bind(py).call0()?.unbind()),
+        None => Ok(py.None()),
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -396,6 +516,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_hook, m)?)?;
     m.add_function(wrap_pyfunction!(set_handlers_active, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch, m)?)?;
+    m.add_function(wrap_pyfunction!(late, m)?)?;
+    m.add_function(wrap_pyfunction!(value, m)?)?;
     m.add_function(wrap_pyfunction!(handler_chain, m)?)?;
     Ok(())
 }

@@ -18,6 +18,8 @@ pub struct CodeInfo {
     /// the registry maps that address to this entry.
     pub _code: Py<PyAny>,
     pub instrumented: bool,
+    /// Resume points whose `try`'s `except` runs first (see `Analysis::except_first`).
+    pub late: Vec<u32>,
 }
 
 type Registry = Mutex<HashMap<usize, Arc<CodeInfo>>>;
@@ -59,6 +61,7 @@ pub fn analyse(code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> {
         analysis,
         _code: code.clone().unbind(),
         instrumented: false,
+        late: Vec::new(),
     });
     if let Ok(mut reg) = registry().lock() {
         reg.insert(code.as_ptr() as usize, info.clone());
@@ -66,10 +69,11 @@ pub fn analyse(code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> {
     Ok(info)
 }
 
-const NAMES: [&str; 3] = [
+const NAMES: [&str; 4] = [
     "__resurrect_dispatch__",
     "__resurrect_unwind__",
     "__resurrect_value__",
+    "__resurrect_late__",
 ];
 
 fn name_index(names: &mut Vec<Py<PyAny>>, py: Python<'_>, name: &str) -> PyResult<u32> {
@@ -142,6 +146,7 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     let dispatch = name_index(&mut names, py, NAMES[0])?;
     let unwind = name_index(&mut names, py, NAMES[1])?;
     let value = name_index(&mut names, py, NAMES[2])?;
+    let late = name_index(&mut names, py, NAMES[3])?;
     let none_const = new_consts.len() as u32;
     new_consts.push(py.None().into_bound(py));
     let first_rp_const = new_consts.len() as u32;
@@ -157,6 +162,7 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
             dispatch,
             unwind,
             value,
+            late,
             first_rp_const,
         },
         none_const,
@@ -183,6 +189,12 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
         analysis: analysis.analysis.clone(),
         _code: new_code.clone().unbind(),
         instrumented: true,
+        late: analysis
+            .analysis
+            .except_first()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect(),
     });
     if let Ok(mut reg) = registry().lock() {
         reg.insert(new_code.as_ptr() as usize, info);
@@ -409,6 +421,7 @@ fn continuation<'py>(
                 analysis: a,
                 _code: new_code.clone().unbind(),
                 instrumented: true,
+                late: info.late.clone(),
             });
             if let Ok(mut reg) = registry().lock() {
                 reg.insert(new_code.as_ptr() as usize, new_info);

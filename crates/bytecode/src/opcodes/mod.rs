@@ -65,6 +65,19 @@ impl Version {
         }
     }
 
+    /// `COMPARE_OP` argument for `==` producing an exact `bool`, as the
+    /// compiler writes it (`Python/compile.c`, `compiler_addcompare`): 3.12
+    /// shifts the `cmp_op` index (2) by 4 and adds the mask of results that
+    /// mean true (8, "equal") which the specialised forms use; 3.13 shifts by
+    /// 5 and adds 16 ("convert to bool") to the mask.
+    pub fn compare_eq_arg(self) -> u32 {
+        match self {
+            Version::V3_11 => 2,
+            Version::V3_12 => (2 << 4) | 8,
+            Version::V3_13 => (2 << 5) | 16 | 8,
+        }
+    }
+
     pub fn caches(self, op: Op) -> u8 {
         self.table().caches[self.num(op) as usize]
     }

@@ -1,0 +1,8 @@
+"""``python -m resurrect ...``: the same commands as ``resurrect``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
