@@ -368,9 +368,11 @@ impl Analysis {
 
     /// Line starts (as `dis.findlinestarts`) and loop heads with only known slots below.
     fn find_resume_points(&mut self) {
+        // Lines start anew after the prologue: a body on the `def` line
+        // (`def f(): return 1/0`) is a statement too.
         let mut last_line: Option<i64> = None;
         let mut line_start = vec![false; self.instrs.len()];
-        for (i, ls) in line_start.iter_mut().enumerate() {
+        for (i, ls) in line_start.iter_mut().enumerate().skip(self.body_start) {
             if let Some(l) = self.line_of(i) {
                 if Some(l) != last_line {
                     *ls = true;
