@@ -94,6 +94,8 @@ class Statement:
     text: str
     #: The AST node of the statement (when the source is available).
     node: ast.stmt | None
+    code_flags: int = 0
+    code_name: str = ""
 
     @property
     def kind(self) -> str:
@@ -120,7 +122,14 @@ class Statement:
                 return None
             return "`use` needs an assignment, a `return` or an expression statement"
         if action in (Action.LEAVE, Action.RERUN, Action.TRANSFER):
-            return rp.leave_refusal
+            if rp.leave_refusal is not None:
+                return rp.leave_refusal
+            if action is Action.RERUN:
+                if self.code_flags & _GENERATOR_FLAGS:
+                    return "a generator or coroutine cannot be rerun (its caller holds it)"
+                if self.code_name == "<module>":
+                    return "module-level code cannot be rerun"
+            return None
         return None
 
 
@@ -134,6 +143,9 @@ def _skip_refusal(st: Statement) -> str:
         return "the header of a `with` block cannot be skipped"
     return "this statement has no single next statement to continue with"
 
+
+# CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+_GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 
 _rp_cache: dict[types.CodeType, list] = {}
 _ast_cache: dict[str, tuple[int, dict[int, ast.stmt]]] = {}
@@ -177,7 +189,7 @@ def statement(code: types.CodeType, rp_index: int) -> Statement:
     node = _statements_by_line(filename).get(line) if line else None
     if rp.kind == "loop":
         node = node if isinstance(node, ast.For | ast.AsyncFor) else None
-    return Statement(rp, filename, line, text, node)
+    return Statement(rp, filename, line, text, node, code.co_flags, code.co_name)
 
 
 # ---------------------------------------------------------------------------

@@ -252,7 +252,6 @@ impl Analysis {
         use Op::*;
         let n = stack.len();
         match ins.op {
-            GetIter => vec![SlotKind::Iter],
             GetAiter => vec![SlotKind::AsyncIter],
             BeforeWith => vec![SlotKind::WithExit, SlotKind::Other],
             BeforeAsyncWith => vec![SlotKind::AsyncWithExit, SlotKind::Other],
@@ -271,10 +270,18 @@ impl Analysis {
     fn merge(
         &mut self,
         target: usize,
-        stack: Vec<SlotKind>,
+        mut stack: Vec<SlotKind>,
         work: &mut Vec<usize>,
         at: u32,
     ) -> Result<()> {
+        // What `FOR_ITER` iterates is a loop's iterator, whatever made it
+        // (`GET_ITER`, a generator expression's `.0` argument). A `GET_ITER`
+        // result on its way to a comprehension is still an expression value.
+        if self.instrs[target].op == Op::ForIter {
+            if let Some(top) = stack.last_mut() {
+                *top = SlotKind::Iter;
+            }
+        }
         match &mut self.stacks[target] {
             slot @ None => {
                 *slot = Some(stack);

@@ -192,16 +192,26 @@ impl Asm {
     }
 }
 
-/// Emit the unwinding of `base` (top first) under the return value on top of
-/// the stack, as the compiler does for `return` (`SWAP 2` then `POP_TOP`,
-/// `__exit__(None, None, None)` or `POP_EXCEPT`), or drop the slots without
-/// running exits (`run_exits == false`, for a hand-over). While slot `k` is
-/// removed, the handler in force is the first of `chain` outside it (depth ≤ k),
-/// so an `__exit__` that raises is not handled by its own `with` again.
-fn unwind(asm: &mut Asm, base: &[SlotKind], chain: &[Handler], none_const: u32, run_exits: bool) {
+/// Emit the unwinding of `base` (top first) as `return` does: `POP_TOP` an
+/// iterator, `__exit__(None, None, None)`, `POP_EXCEPT`; or, with
+/// `run_exits == false` (a hand-over), drop the slots without running exits.
+/// With `under_value`, a value sits on top and each slot is first brought up
+/// with `SWAP 2`. While slot `k` is removed the handler in force is the first of
+/// `chain` outside it (depth ≤ k), so an `__exit__` that raises is not handled by
+/// its own `with` again.
+fn unwind(
+    asm: &mut Asm,
+    base: &[SlotKind],
+    chain: &[Handler],
+    none_const: u32,
+    run_exits: bool,
+    under_value: bool,
+) {
     for (k, kind) in base.iter().enumerate().rev() {
         asm.set_handler(chain.iter().copied().find(|h| h.depth as usize <= k));
-        asm.imm(Op::Swap, 2);
+        if under_value {
+            asm.imm(Op::Swap, 2);
+        }
         match kind {
             SlotKind::WithExit if run_exits => {
                 for _ in 0..3 {
@@ -457,20 +467,26 @@ pub fn instrument(
             asm.imm(Op::Copy, 1);
             asm.pop_jump_if_none(Label::Propagate(g));
             asm.pop_jump_if_false(Label::Transfer(g));
-            for run_exits in [true, false] {
-                if !run_exits {
-                    asm.label(Label::Transfer(g));
-                }
-                // The value first (a continuation runs while the slots are
-                // still the frame's), then the unwinding, as for `return`.
-                asm.set_handler(*handler);
-                asm.imm(Op::PopTop, 0);
-                asm.load_global_null(names.value);
-                asm.call(0);
-                let chain = chain_of(a, *handler);
-                unwind(&mut asm, base, &chain, none_const, run_exits);
-                asm.imm(Op::ReturnValue, 0);
-            }
+            let chain = chain_of(a, *handler);
+            // Leave / rerun: the frame is left as `return` leaves it, then the
+            // value is computed (a rerun calls the function again only after
+            // this invocation's `finally`s and `__exit__`s ran).
+            asm.set_handler(*handler);
+            asm.imm(Op::PopTop, 0);
+            unwind(&mut asm, base, &chain, none_const, true, false);
+            asm.set_handler(chain.iter().copied().find(|h| h.depth == 0));
+            asm.load_global_null(names.value);
+            asm.call(0);
+            asm.imm(Op::ReturnValue, 0);
+            // Hand-over: the continuation runs first, holding the slots, which
+            // are then dropped without running exits.
+            asm.label(Label::Transfer(g));
+            asm.set_handler(*handler);
+            asm.imm(Op::PopTop, 0);
+            asm.load_global_null(names.value);
+            asm.call(0);
+            unwind(&mut asm, base, &chain, none_const, false, true);
+            asm.imm(Op::ReturnValue, 0);
         }
         asm.set_handler(*handler);
         asm.label(Label::Propagate(g));

@@ -119,6 +119,15 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
         kw.set_item("co_consts", PyTuple::new(py, consts)?)?;
         code.call_method("replace", (), Some(&kw))
     };
+    // A list/set/dict comprehension compiled as its own function (3.11; class
+    // bodies) consumes an iterator its caller made: resuming inside it would
+    // lose the items already taken. Without resume points, an exception there
+    // reaches the statement that runs the comprehension, whose retry starts it
+    // afresh — as 3.12+ does for inlined comprehensions.
+    let name: String = code.getattr("co_name")?.extract()?;
+    if matches!(name.as_str(), "<listcomp>" | "<setcomp>" | "<dictcomp>") {
+        return if nested_changed { with_nested(&new_consts) } else { Ok(code.clone()) };
+    }
     let analysis = match analyse(code) {
         Ok(info) => info,
         Err(_) => {
