@@ -7,13 +7,54 @@ See INTERFACE.md for the contract; the names below are the public API.
 from __future__ import annotations
 
 from . import engine
+from .conditions import (
+    ControlError,
+    Restart,
+    abort,
+    cerror,
+    compute_restarts,
+    continue_,
+    error,
+    find_restart,
+    handler_bind,
+    handler_case,
+    invoke_restart,
+    muffle_warning,
+    restart_case,
+    signal,
+    store_value,
+    use_value,
+    warn,
+)
 from .instrument import instrument_code, instrument_module, resumable
+from .skip import NoResumePointsError, SkippedError, skip_errors, skipping
 
 __all__ = [
+    "ControlError",
+    "NoResumePointsError",
+    "Restart",
+    "SkippedError",
+    "abort",
+    "cerror",
+    "compute_restarts",
+    "continue_",
+    "error",
+    "find_restart",
+    "handler_bind",
+    "handler_case",
     "install",
     "instrument_code",
     "instrument_module",
+    "invoke_restart",
+    "muffle_warning",
+    "restart_case",
     "resumable",
+    "signal",
+    "skip_errors",
+    "skipping",
+    "store_value",
+    "use_value",
+    "warn",
 ]
 
 

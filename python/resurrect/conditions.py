@@ -169,6 +169,16 @@ def _marks(exc: BaseException, create: bool = True) -> _Marks | None:
     return m
 
 
+def _forget(exc: BaseException) -> None:
+    """The signal of ``exc`` is over (a restart ran, a handler_case caught it):
+    the same exception object raised again is a new signal."""
+    if isinstance(getattr(exc, _MARKS, None), _Marks):
+        try:
+            delattr(exc, _MARKS)
+        except (AttributeError, TypeError):
+            pass
+
+
 # ---------------------------------------------------------------------------
 # Stacks
 
@@ -290,7 +300,9 @@ def _bindings(
         try:
             spec, handler = item
         except (TypeError, ValueError):
-            raise TypeError(f"{what}: expected {{ExceptionType: handler, ...}}, got {item!r}") from None
+            raise TypeError(
+                f"{what}: expected {{ExceptionType: handler, ...}}, got {item!r}"
+            ) from None
         if not _type_spec_ok(spec):
             raise TypeError(
                 f"{what}: {spec!r} is not an exception class or a tuple of exception classes"
@@ -433,6 +445,7 @@ class HandlerCase(_Cluster):
         if m is None:
             return False
         handler, takes = m
+        _forget(ev)
         self.condition = ev
         self.value = handler(ev) if takes else handler()
         return True
@@ -519,7 +532,12 @@ class Restart:
     def _key(self) -> tuple:
         if self.kind == "restart_case":
             return ("case", id(self))
-        return ("stmt", self.name, id(self.frame), self.statement.rp.index if self.statement else -1)
+        return (
+            "stmt",
+            self.name,
+            id(self.frame),
+            self.statement.rp.index if self.statement else -1,
+        )
 
     def invoke(self, *args, **kwargs) -> NoReturn:
         """Same as ``invoke_restart(self, *args, **kwargs)``."""
@@ -533,7 +551,12 @@ class Restart:
 
 
 def _restart_spec(name: str, spec: Any) -> tuple[Callable, str]:
-    if isinstance(spec, tuple) and len(spec) == 2 and callable(spec[0]) and isinstance(spec[1], str):
+    if (
+        isinstance(spec, tuple)
+        and len(spec) == 2
+        and callable(spec[0])
+        and isinstance(spec[1], str)
+    ):
         return spec
     if not callable(spec):
         raise TypeError(f"restart_case: restart {name!r} must be a callable, got {spec!r}")
@@ -711,9 +734,8 @@ def _ends(body: list[ast.stmt], line: int) -> bool:
     if isinstance(last, ast.With | ast.AsyncWith):
         return _ends(last.body, line)
     if isinstance(last, ast.Try) and not last.finalbody:
-        return (
-            _ends(last.orelse or last.body, line)
-            or any(_ends(h.body, line) for h in last.handlers)
+        return _ends(last.orelse or last.body, line) or any(
+            _ends(h.body, line) for h in last.handlers
         )
     if isinstance(last, ast.Match):
         return any(_ends(case.body, line) for case in last.cases)
@@ -775,9 +797,7 @@ def _frame_statements(
     return out
 
 
-def _statement_restarts(
-    failure: Failure | None, origin: types.FrameType | None
-) -> list[Restart]:
+def _statement_restarts(failure: Failure | None, origin: types.FrameType | None) -> list[Restart]:
     out = []
     frames = _frame_statements(failure, origin)
     for frame, st, fl in frames:
@@ -847,7 +867,9 @@ def compute_restarts(condition: BaseException | None = None) -> list[Restart]:
     return out
 
 
-def find_restart(identifier: str | Restart, condition: BaseException | None = None) -> Restart | None:
+def find_restart(
+    identifier: str | Restart, condition: BaseException | None = None
+) -> Restart | None:
     """The innermost restart in force named ``identifier`` (or ``identifier``
     itself if it is a :class:`Restart` still in force), else ``None``."""
     for r in compute_restarts(condition):
@@ -893,7 +915,9 @@ def _invoke_statement(r: Restart, args: tuple, kwargs: dict) -> NoReturn:
         raise target
     if r.action is Action.USE_VALUE:
         if len(args) != 1:
-            raise ControlError(f"restart 'use_value' takes one argument (the value), got {len(args)}")
+            raise ControlError(
+                f"restart 'use_value' takes one argument (the value), got {len(args)}"
+            )
         value = args[0]
     elif r.action is Action.LEAVE:
         if len(args) > 1:
@@ -1062,11 +1086,20 @@ def _signal_handlers(failure: Failure) -> Decision | None:
                 return _PROPAGATE  # an `except` inside this cluster catches it
             d = c._on_failure(failure, clusters[i + 1 :])
             if d is not None:
+                if d.action is not Action.PROPAGATE:
+                    _forget(exc)
                 return d
             m = _marks(exc, create=False)
     except _StatementRestart as r:
         if r.failure is failure:
+            if r.decision.action is not Action.PROPAGATE:
+                _forget(exc)
             return r.decision
+        raise
+    except BaseException:
+        # A restart of a restart_case or of an outer frame: the exception is
+        # abandoned.
+        _forget(exc)
         raise
     finally:
         _active.reset(token)
@@ -1113,6 +1146,10 @@ def _run_signal(condition: BaseException, origin: types.FrameType, raising: bool
                 if isinstance(c, HandlerCase):
                     continue
             c._on_signal(condition, clusters[i + 1 :])
+    except BaseException as e:
+        if e is not condition:  # not `abort`, whose mark must stay
+            _forget(condition)
+        raise
     finally:
         _active.reset(token)
     return caught

@@ -133,6 +133,16 @@ class Statement:
         return None
 
 
+def _target_names(node: ast.stmt | None) -> set[str]:
+    """Names an assignment statement binds (what `use` assigns)."""
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+        targets = [node.target]
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
 def _skip_refusal(st: Statement) -> str:
     node = st.node
     if isinstance(node, ast.Return):
@@ -224,11 +234,14 @@ def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None
     reason = st.refusal(action)
     if reason is None and action in (Action.SKIP, Action.USE_VALUE) and st.rp.kind != "loop":
         # 3.13's superinstructions read some locals without an unbound check:
-        # jumping past their binding must not leave them unbound.
+        # jumping past a binding the statement makes must not leave one unbound.
         unchecked = _core.unchecked_locals(frame.f_code)
         if unchecked:
+            stored = set(_core.stored_locals(frame.f_code, st.rp.index))
+            if action is Action.USE_VALUE:
+                stored -= _target_names(st.node)
             ns = frame.f_locals
-            missing = [n for n in unchecked if n not in ns]
+            missing = [n for n in unchecked if n in stored and n not in ns]
             if missing:
                 names = ", ".join(f"`{n}`" for n in missing)
                 return f"continuing would leave {names} unbound (give a value with `use`, or assign it first)"
@@ -419,7 +432,7 @@ def _hook(frame: types.FrameType, exc: BaseException, rp_index: int):
     if isinstance(exc, UnwindTo):
         if exc.target is frame:
             return apply(frame, statement(frame.f_code, rp_index), exc, exc.decision)
-        return None
+        return ...  # passing through: propagate, and let the target's stub see it
     _tls.busy = True
     try:
         failure = Failure(exc, frame, statement(frame.f_code, rp_index), threading.current_thread())

@@ -24,8 +24,11 @@ import ast
 import dataclasses
 import functools
 import inspect
+import io
+import linecache
 import logging
 import sys
+import tokenize
 import types
 from collections.abc import Callable
 from typing import Any
@@ -100,9 +103,7 @@ class SkipRegion(conditions._Cluster):
         _check: bool = True,
     ):
         self.exceptions = _check_spec(exceptions)
-        if log is not None and not (
-            isinstance(log, logging.Logger | list) or callable(log)
-        ):
+        if log is not None and not (isinstance(log, logging.Logger | list) or callable(log)):
             raise TypeError(f"log must be a list, a callable or a logging.Logger, not {log!r}")
         self.log = log
         self.verbose = verbose
@@ -115,13 +116,16 @@ class SkipRegion(conditions._Cluster):
         frame = sys._getframe(1)
         if self._check and not _core.is_instrumented(frame.f_code):
             code = frame.f_code
-            where = f"{code.co_qualname}() ({code.co_filename}:{frame.f_lineno})"
             if code.co_name == "<module>":
                 where = f"the module code of {code.co_filename}"
+                how = "move the block into a function decorated with @resurrect.skip_errors"
+            else:
+                where = f"{code.co_qualname}() ({code.co_filename}:{frame.f_lineno})"
+                how = "decorate the function with @resurrect.skip_errors"
             raise NoResumePointsError(
                 f"resurrect.skipping() needs resume points in the code that contains it, "
-                f"and {where} has none: decorate the function with @resurrect.skip_errors "
-                f"(or @resurrect.resumable), or run the program with `resurrect run`"
+                f"and {where} has none: {how} (or @resurrect.resumable), or run the "
+                f"program with `resurrect run`"
             )
         self._enter_stack(frame)
         return self.skipped
@@ -180,7 +184,7 @@ class SkipRegion(conditions._Cluster):
         record = SkippedError(
             ost.filename,
             frame.f_lineno,
-            ost.text,
+            _text(ost),
             exc,
             frame.f_code.co_qualname,
             action,
@@ -230,7 +234,7 @@ class SkipRegion(conditions._Cluster):
         record = SkippedError(
             st.filename,
             failure.line,
-            st.text,
+            _text(st),
             failure.exception,
             failure.frame.f_code.co_qualname,
             action,
@@ -255,6 +259,23 @@ class SkipRegion(conditions._Cluster):
         return f"<skip region {conditions._spec_name(self.exceptions)}>"
 
 
+def _text(st: engine.Statement) -> str:
+    """The statement's source line without a trailing comment."""
+    return _strip_comment(st.text)
+
+
+def _strip_comment(text: str) -> str:
+    if "#" not in text:
+        return text
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.COMMENT:
+                return text[: tok.start[1]].rstrip()
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return text
+
+
 def _skip_decision(frame: types.FrameType, st: engine.Statement) -> tuple[Decision | None, str]:
     """How to skip statement ``st`` of ``frame``: ``skip``, or ``leave None``
     for a failing ``return`` or the last statement of a function; ``(None,
@@ -274,10 +295,9 @@ def _origin(exc: BaseException) -> tuple[types.FrameType | None, int | None, str
         return None, None, ""
     while tb.tb_next is not None:
         tb = tb.tb_next
-    import linecache
-
     frame = tb.tb_frame
-    return frame, tb.tb_lineno, linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
+    text = linecache.getline(frame.f_code.co_filename, tb.tb_lineno).strip()
+    return frame, tb.tb_lineno, _strip_comment(text)
 
 
 def skipping(
@@ -332,7 +352,11 @@ def skip_errors(
             return type(fn)(decorate(fn.__func__))
         if not isinstance(fn, types.FunctionType):
             raise TypeError(f"skip_errors decorates a function, not {fn!r}")
-        fn.__code__ = instrument_code(fn.__code__)
+        inner: Any = fn
+        while isinstance(inner, types.FunctionType):
+            # Through other decorators' wrappers (functools.wraps) to the function.
+            inner.__code__ = instrument_code(inner.__code__)
+            inner = getattr(inner, "__wrapped__", None)
 
         def region() -> SkipRegion:
             return SkipRegion(spec, log, verbose, breakpoint, _check=False)

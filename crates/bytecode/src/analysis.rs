@@ -901,3 +901,28 @@ impl Analysis {
         out
     }
 }
+
+impl Analysis {
+    /// Locals the instructions of resume point `r` store (`STORE_FAST` and
+    /// the 3.13 superinstructions): the bindings a skip of `r` prevents.
+    pub fn stored_locals(&self, r: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (i, ins) in self.instrs.iter().enumerate() {
+            if self.owner[i] != Some(r) {
+                continue;
+            }
+            let stores: &[u32] = match ins.op {
+                Op::StoreFast => &[ins.arg],
+                Op::StoreFastLoadFast => &[ins.arg >> 4],
+                Op::StoreFastStoreFast => &[ins.arg >> 4, ins.arg & 15],
+                _ => &[],
+            };
+            for &l in stores {
+                if !out.contains(&l) {
+                    out.push(l);
+                }
+            }
+        }
+        out
+    }
+}

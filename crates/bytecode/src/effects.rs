@@ -170,6 +170,8 @@ pub fn falls_through(op: Op) -> bool {
 }
 
 /// Whether `op` may raise: instructions that cannot are never worth a handler.
+/// `LOAD_FAST` may: 3.11 checks for an unbound local, and 3.12+ code gets
+/// `LOAD_FAST_CHECK` in its place once instrumented.
 pub fn can_raise(op: Op) -> bool {
     use Op::*;
     !matches!(
@@ -179,7 +181,6 @@ pub fn can_raise(op: Op) -> bool {
             | PopTop
             | PushNull
             | LoadConst
-            | LoadFast
             | StoreFast
             | Copy
             | Swap

@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 
 use crate::analysis::{Analysis, ResumePoint, SlotKind};
+use crate::effects::can_raise;
 use crate::error::{Error, Result};
 use crate::exctable::{self, Handler};
 use crate::instr::{self, prefixes_for};
@@ -537,6 +538,36 @@ pub fn instrument(
             units[u as usize] = Some(Handler {
                 target,
                 depth: rp.depth(),
+                lasti: false,
+            });
+        }
+    }
+    // 3.13 looks up the handler for an exception coming back from a Python
+    // callee at the unit *before* the call (`exception_unwind` uses
+    // `instr_ptr - 1` and `instr_ptr` is the CALL itself). CPython's own ranges
+    // always include that unit; ours skip instructions that cannot raise, so the
+    // unit before a covered instruction is routed to the same stub when its own
+    // instruction cannot raise (it then only ever serves the call's callee).
+    if ver == Version::V3_13 {
+        for (i, ins) in a.instrs.iter().enumerate().skip(1) {
+            let Some(r) = a.owner[i] else { continue };
+            if !a.covered[i] || late.contains_key(&r) {
+                continue;
+            }
+            let p = &a.instrs[i - 1];
+            if a.covered[i - 1] || can_raise(p.op) || p.end() != ins.offset {
+                continue;
+            }
+            let base = &a.rps[r as usize].base;
+            if !a.stacks[i - 1]
+                .as_ref()
+                .is_some_and(|st| st.starts_with(base))
+            {
+                continue;
+            }
+            units[(ins.offset - 1) as usize] = Some(Handler {
+                target: label_at[&Label::Stub(r)],
+                depth: a.rps[r as usize].depth(),
                 lasti: false,
             });
         }

@@ -126,7 +126,11 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     // afresh — as 3.12+ does for inlined comprehensions.
     let name: String = code.getattr("co_name")?.extract()?;
     if matches!(name.as_str(), "<listcomp>" | "<setcomp>" | "<dictcomp>") {
-        return if nested_changed { with_nested(&new_consts) } else { Ok(code.clone()) };
+        return if nested_changed {
+            with_nested(&new_consts)
+        } else {
+            Ok(code.clone())
+        };
     }
     let analysis = match analyse(code) {
         Ok(info) => info,
@@ -228,6 +232,20 @@ fn unchecked_locals(code: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let varnames = code.getattr("co_varnames")?.cast_into::<PyTuple>()?;
     let mut out = Vec::new();
     for l in info.analysis.unchecked_locals(nargs(code)?) {
+        if let Ok(n) = varnames.get_item(l as usize) {
+            out.push(n.extract()?);
+        }
+    }
+    Ok(out)
+}
+
+/// Names of the locals resume point `rp` of `code` stores.
+#[pyfunction]
+fn stored_locals(code: &Bound<'_, PyAny>, rp: u32) -> PyResult<Vec<String>> {
+    let info = analyse(code)?;
+    let varnames = code.getattr("co_varnames")?.cast_into::<PyTuple>()?;
+    let mut out = Vec::new();
+    for l in info.analysis.stored_locals(rp) {
         if let Ok(n) = varnames.get_item(l as usize) {
             out.push(n.extract()?);
         }
@@ -445,6 +463,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(instrument, m)?)?;
     m.add_function(wrap_pyfunction!(is_instrumented, m)?)?;
     m.add_function(wrap_pyfunction!(unchecked_locals, m)?)?;
+    m.add_function(wrap_pyfunction!(stored_locals, m)?)?;
     m.add_function(wrap_pyfunction!(resume_points, m)?)?;
     m.add_function(wrap_pyfunction!(resume_point_at, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip, m)?)?;
