@@ -15,6 +15,9 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// One fixture line: firstlineno, argument count, code, exception table, line table.
+type Fixture = (i64, u32, Vec<u8>, Vec<u8>, Vec<u8>);
+
 fn main() {
     for (ver, f) in [
         (Version::V3_11, "311"),
@@ -23,7 +26,7 @@ fn main() {
     ] {
         let path = format!("{}/tests/fixtures/code-{f}.txt", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
-        let fx: Vec<(i64, u32, Vec<u8>, Vec<u8>, Vec<u8>)> = text
+        let fx: Vec<Fixture> = text
             .lines()
             .map(|l| {
                 let p: Vec<&str> = l.split(' ').collect();

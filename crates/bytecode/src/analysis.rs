@@ -7,7 +7,7 @@
 //! as long as the slots below it stay untouched; those instructions are
 //! *covered*: an exception there goes to the statement's stub.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap as HashMap;
 
 use crate::effects::{can_raise, effect, successors, Edge};
 use crate::error::{Error, Result};

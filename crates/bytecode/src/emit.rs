@@ -28,7 +28,7 @@
 //! X_G:  POP_TOP; <drop base without running exits>; (same value and return)
 //! ```
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap as HashMap;
 
 use crate::analysis::{Analysis, ResumePoint, SlotKind};
 use crate::effects::can_raise;
@@ -253,7 +253,7 @@ fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<
         .collect();
     for _round in 0..16 {
         let mut offsets = Vec::with_capacity(items.len());
-        let mut labels: HashMap<Label, u32> = HashMap::new();
+        let mut labels: HashMap<Label, u32> = HashMap::default();
         let mut at = base_unit;
         for (e, p) in items.iter().zip(&prefixes) {
             offsets.push(at);
@@ -319,7 +319,7 @@ pub fn instrument(
     let late: HashMap<u32, usize> = a.except_first().into_iter().collect();
     // Groups: same base kinds and same original handler share the terminal code.
     let mut groups: Vec<(Vec<SlotKind>, Option<Handler>, bool)> = Vec::new();
-    let mut group_of: HashMap<u32, u32> = HashMap::new();
+    let mut group_of: HashMap<u32, u32> = HashMap::default();
     for rp in &stubbed {
         let key = (rp.base.clone(), rp.handler, rp.leave_refusal.is_none());
         let g = match groups.iter().position(|g| *g == key) {
@@ -496,7 +496,7 @@ pub fn instrument(
     }
     let orig_units = (original_code.len() / 2) as u32;
     let (stub_code, offsets) = layout(ver, &asm.out, orig_units)?;
-    let mut label_at: HashMap<Label, u32> = HashMap::new();
+    let mut label_at: HashMap<Label, u32> = HashMap::default();
     for (e, off) in asm.out.iter().zip(&offsets) {
         if let Some(l) = e.label {
             label_at.insert(l, *off);

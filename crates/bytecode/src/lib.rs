@@ -23,6 +23,7 @@ pub mod effects;
 pub mod emit;
 pub mod error;
 pub mod exctable;
+pub mod fxhash;
 pub mod instr;
 pub mod linetable;
 pub mod opcodes;

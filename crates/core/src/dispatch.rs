@@ -436,7 +436,7 @@ fn decide(
     let r = hook_fn.bind(py).call1((frame, exc, rp))?;
     if r.is_none() {
         mark_decided(exc);
-    } else if r.is(&py.Ellipsis()) {
+    } else if r.is(py.Ellipsis()) {
         // Propagate, but outer frames must still see it (an `UnwindTo` on its
         // way to the frame it targets).
         return Ok(py.None());
