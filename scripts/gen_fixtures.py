@@ -12,9 +12,17 @@ import sys
 import types
 from pathlib import Path
 
-MODULES = ["json.decoder", "contextlib", "argparse", "asyncio.tasks", "dataclasses", "textwrap", "fractions"]
+MODULES = [
+    "json.decoder",
+    "contextlib",
+    "argparse",
+    "asyncio.tasks",
+    "dataclasses",
+    "textwrap",
+    "fractions",
+]
 
-SAMPLE = '''
+SAMPLE = """
 def loops(xs):
     total = 0
     for x in xs:
@@ -63,7 +71,7 @@ def gen(n):
     yield from range(n)
     x = yield
     return [y * x for y in range(n) if y]
-'''
+"""
 
 
 def walk(code):

@@ -40,19 +40,24 @@ def pytest_configure(config):
     )
 
 
-def _child_outcome(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+def _child_outcome(func: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[str, Any]:
     try:
-        func(**kwargs)
+        value = func(**kwargs)
     except pytest.skip.Exception as e:
         return ("skipped", str(e.msg))
     except BaseException as e:
         return ("failed", "".join(traceback.format_exception(type(e), e, e.__traceback__)))
-    return ("passed", "")
+    try:
+        pickle.dumps(value)
+    except Exception:
+        value = repr(value)
+    return ("passed", value)
 
 
-def run_forked(func: Callable[..., Any], kwargs: dict[str, Any], timeout: float) -> tuple[str, str]:
+def run_forked(func: Callable[..., Any], kwargs: dict[str, Any], timeout: float) -> tuple[str, Any]:
     """Run ``func(**kwargs)`` in a forked child; returns ``(outcome, detail)`` with
-    outcome ``passed``, ``skipped``, ``failed``, ``crashed`` or ``timeout``."""
+    outcome ``passed`` (detail: the return value, if it pickles), ``skipped``,
+    ``failed`` (detail: the traceback), ``crashed`` or ``timeout``."""
     sys.stdout.flush()
     sys.stderr.flush()
     r, w = os.pipe()
@@ -99,8 +104,22 @@ def run_forked(func: Callable[..., Any], kwargs: dict[str, Any], timeout: float)
         sig = os.WTERMSIG(status)
         return ("crashed", f"the interpreter CRASHED with {signal.Signals(sig).name}")
     if not chunks:
-        return ("crashed", f"the child exited with status {os.WEXITSTATUS(status)} without a result")
+        return (
+            "crashed",
+            f"the child exited with status {os.WEXITSTATUS(status)} without a result",
+        )
     return pickle.loads(b"".join(chunks))
+
+
+@pytest.fixture
+def forked():
+    """``forked(func, *args, timeout=60)``: run ``func(*args)`` in a forked child;
+    returns ``(outcome, detail)`` as :func:`run_forked`."""
+
+    def call(func, *args, timeout: float = 60):
+        return run_forked(lambda: func(*args), {}, timeout)
+
+    return call
 
 
 @pytest.hookimpl(tryfirst=True)

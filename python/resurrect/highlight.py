@@ -1,8 +1,8 @@
 """A small syntax highlighter for the prompt's source listings: ANSI colours
 from the standard library's :mod:`tokenize`, no dependencies.
 
-Whole files are tokenized (a window alone would break multi-line strings) and
-the result is cached per file, keyed on its text.
+A window of a file is tokenized from a statement boundary (a function's first
+line), never the whole file, so a long file costs no more than a short one.
 """
 
 from __future__ import annotations
@@ -41,18 +41,26 @@ _STRING_PARTS = frozenset(
     if hasattr(token, name)
 )
 
-_cache: dict[str, tuple[int, list[str]]] = {}
+_cache: dict[tuple[str, int, int], tuple[int, list[str]]] = {}
 
 
-def highlight_lines(filename: str, lines: list[str]) -> list[str]:
-    """``lines`` (the text of ``filename``, with or without line ends) coloured,
-    one string per line without its line end. Cached per file."""
-    key = hash(tuple(lines))
-    cached = _cache.get(filename)
-    if cached is not None and cached[0] == key:
+def highlight_window(filename: str, lines: list[str], start: int, last: int) -> list[str]:
+    """Lines ``start..last`` (1-based, inclusive) of ``lines`` (the text of
+    ``filename``) coloured, without line ends. ``start`` must begin a statement
+    (e.g. a function's first line), so that tokenizing from there is exact;
+    only that window is tokenized, however long the file. Cached."""
+    start = max(1, start)
+    last = min(len(lines), last)
+    window = lines[start - 1 : last]
+    key = (filename, start, last)
+    digest = hash(tuple(window))
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == digest:
         return cached[1]
-    out = highlight("".join(line if line.endswith("\n") else line + "\n" for line in lines))
-    _cache[filename] = (key, out)
+    out = highlight("".join(line if line.endswith("\n") else line + "\n" for line in window))
+    if len(_cache) > 256:
+        _cache.clear()
+    _cache[key] = (digest, out)
     return out
 
 

@@ -89,7 +89,7 @@ class Console:
     terminal."""
 
     _instance: Console | None = None
-    _instance_lock = threading.Lock()
+    _instance_lock = threading.RLock()
 
     @classmethod
     def get(cls) -> Console:
@@ -113,8 +113,7 @@ class Console:
             self.out: Any = io.TextIOWrapper(
                 raw_out, encoding, errors="backslashreplace", write_through=True
             )
-            raw_in = io.FileIO(self.fd, "r", closefd=False)
-            self.inp: Any = io.TextIOWrapper(io.BufferedReader(raw_in), encoding, errors="replace")
+            self.inp: Any = None  # read unbuffered from self.fd
             self.terminal = True
         else:
             self.out = sys.__stderr__ or sys.stderr
@@ -126,7 +125,7 @@ class Console:
             and os.environ.get("TERM") != "dumb"
         )
         self._editor: Callable[[str], str | None] | bool | None = None
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # re-entrant: a signal handler may write
 
     # -- output
 
@@ -166,16 +165,31 @@ class Console:
                 except RuntimeError:
                     pass  # "can't re-enter readline": the program is inside input()
         self.write(prompt)
-        if self.inp is None:
-            return None
         try:
-            with self._cooked():
+            if self.fd is not None:
+                with self._cooked():
+                    line = self._read_tty_line()
+            elif self.inp is not None:
                 line = self.inp.readline()
+            else:
+                return None
         except (OSError, ValueError):
             return None
         if not line:
             return None
         return line.rstrip("\r\n")
+
+    def _read_tty_line(self) -> str:
+        """One line from the terminal, unbuffered: what the user types after
+        it is left for the program."""
+        assert self.fd is not None
+        data = bytearray()
+        while not data.endswith(b"\n"):
+            chunk = os.read(self.fd, 1)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(getattr(self.out, "encoding", "utf-8"), "replace")
 
     def _line_editor(self) -> Callable[[str], str | None] | None:
         """``PyOS_Readline`` on the terminal's file descriptor: what ``input()``
@@ -286,11 +300,15 @@ class Pause:
 @dataclasses.dataclass
 class Outcome:
     """What the user chose: ``kind`` is "decision" (a restart on ``frame``),
-    "raise", "continue", "step", "next", "return" or "quit"."""
+    "invoke" (a ``restart_case`` restart), "raise", "continue", "step", "next",
+    "return" or "quit"."""
 
     kind: str
     frame: types.FrameType | None = None
     decision: Decision | None = None
+    #: For "invoke": a ``restart_case`` restart of the program and its arguments.
+    restart: Any = None
+    args: tuple = ()
 
 
 @dataclasses.dataclass
@@ -436,6 +454,8 @@ class Prompt(cmd.Cmd):
         self.index = len(self.stack) - 1
         self.outcome: Outcome | None = None
         self._list_next: int | None = None
+        #: The program's own restarts (``restart_case``) in force, by name.
+        self.program_restarts: dict[str, Any] = self._find_program_restarts()
 
     # -- output
 
@@ -453,25 +473,24 @@ class Prompt(cmd.Cmd):
     def run(self) -> Outcome:
         """Show where the program is paused, then read commands until one of
         them chooses how to go on."""
-        self.show()
-        completion = self._install_completion()
+        restore: Callable[[], None] = _nothing
         try:
+            self.show()
+            restore = self._install_completion()
             while self.outcome is None:
-                try:
-                    line = self.console.read(self.prompt)
-                except KeyboardInterrupt:
-                    # A second Ctrl-C at the prompt ends the program.
-                    self.message("")
-                    self.message("resurrect: Ctrl-C at the prompt: ending the program")
-                    self.outcome = Outcome("quit")
-                    break
+                line = self.console.read(self.prompt)
                 if line is None:
                     self.message("")
                     self.outcome = self._on_eof()
                     break
                 self.execute(line)
+        except KeyboardInterrupt:
+            # A second Ctrl-C at the prompt ends the program.
+            self.message("")
+            self.message("resurrect: Ctrl-C at the prompt: ending the program")
+            self.outcome = Outcome("quit")
         finally:
-            completion()
+            restore()
         return self.outcome
 
     def execute(self, line: str) -> None:
@@ -519,7 +538,30 @@ class Prompt(cmd.Cmd):
     def default(self, line: str) -> None:
         if line.lstrip().startswith("#"):
             return
+        name, _, rest = line.strip().partition(" ")
+        if name in self.program_restarts:
+            args = self._eval(f"({rest},)") if rest.strip() else ()
+            self.outcome = Outcome(
+                "invoke", self.frame, restart=self.program_restarts[name], args=tuple(args)
+            )
+            return
         self._run_source(line)
+
+    def _find_program_restarts(self) -> dict[str, Any]:
+        failure = self.pause.failure
+        if failure is None:
+            return {}
+        try:
+            from . import conditions
+
+            found = conditions.compute_restarts(failure.exception)
+        except Exception:
+            return {}
+        out: dict[str, Any] = {}
+        for r in found:  # innermost first: the innermost of a name wins
+            if r.kind == "restart_case" and r.name not in out:
+                out[r.name] = r
+        return out
 
     def do_shell(self, arg: str) -> None:
         """!STATEMENT
@@ -613,18 +655,27 @@ class Prompt(cmd.Cmd):
     def _highlight_one(self, frame: types.FrameType, lineno: int, text: str) -> str:
         if not self.console.color:
             return text
-        return self._highlighted(frame, lineno).strip() or text
+        coloured = self._window(frame, lineno, lineno)
+        return coloured[0].strip() if coloured and coloured[0].strip() else text
 
-    def _highlighted(self, frame: types.FrameType, lineno: int) -> str:
+    def _window(self, frame: types.FrameType, first: int, last: int) -> list[str]:
+        """Source lines ``first..last`` of ``frame``'s file, highlighted when
+        colour is on."""
         lines = _lines_of(frame)
-        if not (1 <= lineno <= len(lines)):
-            return ""
+        first, last = max(1, first), min(len(lines), last)
+        if first > last:
+            return []
         if not self.console.color:
-            return lines[lineno - 1].rstrip("\r\n")
-        from .highlight import highlight_lines
+            return [line.rstrip("\r\n") for line in lines[first - 1 : last]]
+        from .highlight import highlight_window
 
-        coloured = highlight_lines(frame.f_code.co_filename, lines)
-        return coloured[lineno - 1] if lineno - 1 < len(coloured) else ""
+        # Tokenize from a statement boundary: the function's first line when
+        # the window is inside it, else the top of the file.
+        start = frame.f_code.co_firstlineno
+        if start > first:
+            start = 1
+        coloured = highlight_window(frame.f_code.co_filename, lines, start, last)
+        return coloured[first - start :]
 
     def _show_source(self, frame: types.FrameType, before: int, after: int) -> None:
         current = self._lineno(frame)
@@ -640,8 +691,8 @@ class Prompt(cmd.Cmd):
         last = min(len(lines), last)
         width = len(str(last))
         width_total = self.console.width()
-        for n in range(first, last + 1):
-            text = self._highlighted(frame, n).expandtabs(8)
+        for n, text in enumerate(self._window(frame, first, last), first):
+            text = text.expandtabs(8)
             number = self._style(str(n).rjust(width), "\x1b[90m")
             if n == current:
                 marker = self._style("->", "\x1b[1;31m")
@@ -776,8 +827,12 @@ class Prompt(cmd.Cmd):
                     f"call {func} again from its first line",
                     self._refusal(Action.RERUN),
                 ),
-                Restart("raise", "raise", "let the exception propagate, as python would"),
             ]
+            items += [
+                Restart(name, f"{name} [ARGS]", f"{r.description} (restart_case)")
+                for name, r in self.program_restarts.items()
+            ]
+            items.append(Restart("raise", "raise", "let the exception propagate, as python would"))
         elif p.kind == "sigint":
             items = [
                 Restart("continue", "continue", "resume the program where it was interrupted"),
@@ -1080,6 +1135,8 @@ class Prompt(cmd.Cmd):
             for name in names:
                 doc = getattr(self, "do_" + name).__doc__ or name
                 self.message("  " + _dedent(doc).splitlines()[0])
+        self.message("The program's own restarts (restart_case) are listed by `restarts`;")
+        self.message("type a name with its arguments (`NAME ARG, ...`) to invoke one.")
         self.message("A number alone chooses that restart. Any other line runs as Python in")
         self.message("the selected frame; prefix it with `!` when it starts like a command.")
 
@@ -1187,6 +1244,10 @@ class Prompt(cmd.Cmd):
         return self._names(text)
 
 
+def _nothing() -> None:
+    return None
+
+
 class _PromptError(Exception):
     """A mistake in a command: shown as its message."""
 
@@ -1277,6 +1338,10 @@ def policy(failure: engine.Failure) -> Decision:
         raise engine.UnwindTo(outcome.frame, outcome.decision)
     if outcome.kind == "quit":
         _quit()
+    if outcome.kind == "invoke":
+        from . import conditions
+
+        conditions.invoke_restart(outcome.restart, *outcome.args)
     _stop_stepping()
     return Decision(Action.PROPAGATE)
 
