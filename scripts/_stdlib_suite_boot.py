@@ -197,6 +197,7 @@ def live_counts() -> dict[str, list]:
 def write_report(path: str, early: list[str], patched: int, hook_error: str | None) -> None:
     import json
 
+    record_pending()
     data = {
         "globs": GLOBS,
         "hook_error": hook_error,
@@ -209,15 +210,32 @@ def write_report(path: str, early: list[str], patched: int, hook_error: str | No
         json.dump(data, f, indent=1)
 
 
+#: Modules the import hook loaded and that were not counted yet: (name, path).
+_pending: list[tuple[str, str]] = []
+
+
+def record_pending() -> None:
+    """Count the modules loaded through the hook since the last call. (Counting
+    happens after the fact, at the next import through the hook or at exit: a
+    wrapper around ``exec_module`` would be a frame on the stack while the module
+    runs, and shift the location of warnings the module issues at import.)"""
+    while _pending:
+        name, path = _pending.pop()
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__file__", None) == path:
+            record_module(mod, "import hook")
+
+
 def main() -> None:
     loader_cls = _instrument._InstrumentingLoader
-    original_exec = loader_cls.exec_module
+    original_get_code = loader_cls.get_code
 
-    def exec_module(self, module):
-        original_exec(self, module)
-        record_module(module, "import hook")
+    def get_code(self, fullname):
+        record_pending()
+        _pending.append((fullname, self.path))
+        return original_get_code(self, fullname)
 
-    loader_cls.exec_module = exec_module
+    loader_cls.get_code = get_code
     engine.config.on_error = "raise"
     engine.enable()
     hook_error = None

@@ -27,6 +27,7 @@ from .conditions import (
     warn,
 )
 from .instrument import instrument_code, instrument_module, resumable
+from .prompt import pause
 from .skip import NoResumePointsError, SkippedError, skip_errors, skipping
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "instrument_module",
     "invoke_restart",
     "muffle_warning",
+    "pause",
     "restart_case",
     "resumable",
     "signal",

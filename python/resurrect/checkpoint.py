@@ -373,6 +373,8 @@ class _Request:
     reason: str
     kind: str
     exit_signal: int | None = None
+    since: float = dataclasses.field(default_factory=time.monotonic)
+    reported: bool = False
 
 
 _requests: list[_Request] = []
@@ -452,7 +454,8 @@ def _attempt(frame: types.FrameType) -> None:
 
     try:
         _frames_mod.walk_stack(frame, rp)
-    except _frames_mod.StackRefused:
+    except _frames_mod.StackRefused as e:
+        _still_waiting(str(e))
         return  # not here: wait for the next statement start
     handled = sys.exc_info()[1]
     requests = list(_requests)
@@ -481,6 +484,19 @@ def _attempt(frame: types.FrameType) -> None:
         _terminate(exit_signal)
     if _requests:
         _arm(frame)
+
+
+#: Report why a requested checkpoint is still not taken after this many seconds.
+WAIT_REPORT = 2.0
+
+
+def _still_waiting(reason: str) -> None:
+    now = time.monotonic()
+    pending = [r for r in _requests if not r.reported and now - r.since > WAIT_REPORT]
+    if pending:
+        for r in pending:
+            r.reported = True
+        _write_err(f"resurrect: waiting to checkpoint ({pending[0].reason}) at a statement where the stack can be saved: {reason}")
 
 
 def _terminate(signum: int) -> None:

@@ -192,22 +192,163 @@ def is_main_frame(frame: types.FrameType) -> bool:
     )
 
 
-_SIDE_EFFECTS = ("STORE_", "DELETE_", "IMPORT_", "CALL", "YIELD_VALUE", "SEND", "BEFORE_WITH", "BEFORE_ASYNC_WITH", "FOR_ITER", "SETUP_ANNOTATIONS")
+# Builtins that a call statement may have called before the call in
+# progress: running them again changes nothing (they neither call the
+# program's code nor change their arguments) ...
+_PURE_BUILTINS = (
+    "abs", "ascii", "bin", "bool", "callable", "chr", "complex", "divmod", "float", "format",
+    "hash", "hex", "id", "int", "isinstance", "issubclass", "len", "oct", "ord", "pow", "range",
+    "repr", "round", "slice", "str", "type",
+)
+# ... and these, unless given an iterator (which they would consume again).
+_CONSUMING_BUILTINS = (
+    "all", "any", "bytes", "dict", "enumerate", "frozenset", "list", "max", "min", "reversed",
+    "set", "sorted", "sum", "tuple", "zip",
+)
+_SAFE = {id(getattr(__import__("builtins"), n)): n for n in _PURE_BUILTINS + _CONSUMING_BUILTINS}
+_CONSUMERS = {id(getattr(__import__("builtins"), n)) for n in _CONSUMING_BUILTINS}
+
+_NO_EFFECT = {"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES"}
+_POP2_PUSH1 = {"BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP", "FORMAT_WITH_SPEC"}
+_POP1_PUSH1 = {
+    "UNARY_NEGATIVE", "UNARY_NOT", "UNARY_INVERT", "TO_BOOL", "FORMAT_SIMPLE", "CONVERT_VALUE",
+    "CALL_INTRINSIC_1", "GET_ITER",
+}
+_BUILD_N = {"BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_STRING", "BUILD_SLICE"}
+_POP1 = {"POP_TOP", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE", "LIST_APPEND", "SET_ADD"}
+
+_instructions: dict[int, tuple[types.CodeType, list[dis.Instruction]]] = {}
 
 
-def _work_before_call(code: types.CodeType, start: int, lasti: int) -> list[str]:
-    """The instructions with effects that ran in ``[start, lasti]`` before the
-    call in progress (the last instruction of the range)."""
-    co = code.co_code
-    names = []
-    for off in range(start, min(lasti + 2, len(co)), 2):
-        name = dis.opname[co[off]]
-        if name != "CACHE":
-            names.append(name)
-    if names and names[-1] in ("PRECALL",):
-        names.pop()
-    before = names[:-1]
-    return [n for n in before if n.startswith(_SIDE_EFFECTS) and n != "CALL_INTRINSIC_1" and n != "PRECALL"]
+def _instrs(code: types.CodeType) -> list[dis.Instruction]:
+    entry = _instructions.get(id(code))
+    if entry is None or entry[0] is not code:
+        entry = _instructions[id(code)] = (code, list(dis.get_instructions(code)))
+    return entry[1]
+
+
+def _value_of(frame: types.FrameType, ins: dis.Instruction) -> Any:
+    """The current value of the name an instruction loads (``_UNBOUND`` if none)."""
+    name = ins.argval
+    op = ins.opname
+    if op == "LOAD_GLOBAL":
+        g = frame.f_globals
+        if name in g:
+            return g[name]
+        b = frame.f_builtins
+        return b.get(name, _UNBOUND)
+    if op == "LOAD_NAME":
+        for ns in (frame.f_locals, frame.f_globals, frame.f_builtins):
+            if name in ns:
+                return ns[name]
+        return _UNBOUND
+    return frame.f_locals.get(name, _UNBOUND)
+
+
+def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | None:
+    """Why running the statement of ``frame`` from ``start`` again would not
+    simply reach the call in progress at ``lasti`` again (``None``: it would).
+
+    The instructions of the statement up to the call are simulated on a
+    stack of tokens, so that each call made before it is known by its
+    callable: only calls of harmless builtins (and their arguments' loads)
+    may be repeated; stores, imports, other calls, jumps may not."""
+    code = frame.f_code
+    ins = [i for i in _instrs(code) if start <= i.offset <= lasti and i.opname != "CACHE"]
+    calls = [k for k, i in enumerate(ins) if i.opname in ("CALL", "CALL_KW", "PRECALL")]
+    if _V == (3, 11):
+        calls = [k for k in calls if ins[k].opname == "PRECALL"]
+    if not calls:
+        return f"no call in progress at line {frame.f_lineno}"
+    current = calls[-1]
+    stack: list[tuple] = []
+
+    def pop(n: int = 1) -> list[tuple]:
+        if n > len(stack):
+            raise IndexError
+        out = stack[len(stack) - n :]
+        del stack[len(stack) - n :]
+        return out
+
+    try:
+        for k, i in enumerate(ins[:current + 1]):
+            op, arg = i.opname, i.arg or 0
+            if op in _NO_EFFECT or (op == "CALL" and _V == (3, 11)):
+                continue
+            if op == "LOAD_GLOBAL":
+                tok = ("name", _value_of(frame, i), i.argval)
+                if arg & 1:
+                    stack.extend([tok, ("null",)] if _V >= (3, 13) else [("null",), tok])
+                else:
+                    stack.append(tok)
+            elif op in ("LOAD_NAME", "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE"):
+                stack.append(("name", _value_of(frame, i) if op != "LOAD_DEREF" else _UNBOUND, i.argval))
+            elif op == "LOAD_FAST_LOAD_FAST":
+                for n in i.argval:
+                    stack.append(("name", frame.f_locals.get(n, _UNBOUND), n))
+            elif op == "LOAD_CONST":
+                stack.append(("const",))
+            elif op == "PUSH_NULL":
+                stack.append(("null",))
+            elif op == "LOAD_METHOD" or (op == "LOAD_ATTR" and _V >= (3, 12) and arg & 1):
+                pop()
+                stack.extend([("attr", i.argval), ("attr", i.argval)])
+            elif op == "LOAD_ATTR":
+                pop()
+                stack.append(("attr", i.argval))
+            elif op in ("CALL", "CALL_KW", "PRECALL"):
+                if op == "CALL_KW":
+                    pop()
+                args = pop(arg)
+                a, b = pop(2)
+                callee = a if _V >= (3, 13) or a[0] != "null" else b
+                if k == current:
+                    break
+                if callee[0] != "name" or id(callee[1]) not in _SAFE:
+                    what = callee[2] if callee[0] in ("name", "attr") else "a computed callable"
+                    return f"it called {what}() before this call"
+                name = _SAFE[id(callee[1])]
+                if id(callee[1]) in _CONSUMERS:
+                    for t in [a, b, *args]:
+                        if t[0] == "name" and hasattr(type(t[1]), "__next__"):
+                            return f"it passed the iterator `{t[2]}` to {name}() before this call"
+                        if t[0] == "attr":
+                            return f"it passed `.{t[1]}` to {name}() before this call"
+                stack.append(("value",))
+            elif op in _POP2_PUSH1:
+                pop(2)
+                stack.append(("value",))
+            elif op == "BINARY_SLICE":
+                pop(3)
+                stack.append(("value",))
+            elif op in _POP1_PUSH1:
+                pop()
+                stack.append(("value",))
+            elif op == "FORMAT_VALUE":
+                pop(2 if arg & 4 else 1)
+                stack.append(("value",))
+            elif op in _BUILD_N:
+                pop(arg)
+                stack.append(("value",))
+            elif op == "BUILD_MAP":
+                pop(2 * arg)
+                stack.append(("value",))
+            elif op == "BUILD_CONST_KEY_MAP":
+                pop(arg + 1)
+                stack.append(("value",))
+            elif op in _POP1:
+                pop()
+            elif op == "MAP_ADD":
+                pop(2)
+            elif op == "COPY":
+                stack.append(stack[-arg])
+            elif op == "SWAP":
+                stack[-1], stack[-arg] = stack[-arg], stack[-1]
+            else:
+                return f"its `{op}` ran before this call"
+    except IndexError:
+        pass  # the base slots below the statement: not ours to track
+    return None
 
 
 def walk_stack(frame: types.FrameType, rp: Any | None) -> list[LiveFrame]:
@@ -240,11 +381,11 @@ def walk_stack(frame: types.FrameType, rp: Any | None) -> list[LiveFrame]:
             r = _core.resume_point_at(code, f.f_lasti)
             if r is None:
                 raise StackRefused(f"the call in {name} at line {f.f_lineno} has no resume point")
-            work = _work_before_call(code, r.start, f.f_lasti)
-            if work:
+            why = unrepeatable_work(f, r.start, f.f_lasti)
+            if why is not None:
                 raise StackRefused(
-                    f"{name} at line {f.f_lineno} did other work in its statement before this call "
-                    f"({', '.join(sorted(set(work)))}); running the statement again would repeat it"
+                    f"the statement of {name} at line {f.f_lineno} cannot be run again to re-enter "
+                    f"its call: {why}"
                 )
         if r is None or r.line is None:
             raise StackRefused(f"{name} at line {f.f_lineno} is not at a statement")
@@ -395,7 +536,7 @@ def map_statement(fs: FrameState, code: types.CodeType, resolver: _source.Resolv
     where = f"line {fs.rp_line} of {ref.file} (`{fs.text}`)"
     if old_steps is None:
         raise CheckpointError(f"{where}: its statement cannot be found in the saved source")
-    new_steps = _source.follow(new_scope, old_steps)
+    new_steps = _source.follow(new_scope, old_steps, old_scope)
     if new_steps is None:
         raise CheckpointError(f"{where}: the edited {ref.qualname} has no statement in its place")
     for (_, _, o), (_, _, n) in zip(old_steps[:-1], new_steps[:-1]):
@@ -416,9 +557,10 @@ def map_statement(fs: FrameState, code: types.CodeType, resolver: _source.Resolv
             + ("the loop it continues is not the same loop" if loop else "it is the call that re-enters the next frame")
         )
     key_old = (tuple((f, i) for f, i, _ in old_steps), fs.rp_kind)
+    key_new = (tuple((f, i) for f, i, _ in new_steps), fs.rp_kind)
     old_group = _source.owned_points(old_code, old_scope).get(key_old, [])
     ordinal = next((k for k, p in enumerate(old_group) if p.start == old_rp.start), 0) if same else 0
-    new_group = _source.owned_points(code, new_scope).get(key_old, [])
+    new_group = _source.owned_points(code, new_scope).get(key_new, [])
     if ordinal >= len(new_group):
         raise CheckpointError(f"{where}: the edited statement has no resume point to continue at")
     rp = new_group[ordinal]

@@ -121,6 +121,20 @@ def _set_class_state(cls, state):
                 raise
 
 
+def _numpy_view(base, offset, shape, strides, dtype, writeable):
+    import numpy
+
+    flat = base.reshape(-1).view(numpy.uint8) if base.flags.c_contiguous else base
+    view = numpy.ndarray(shape, dtype, buffer=flat, offset=offset, strides=strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
+def _mappingproxy(d):
+    return types.MappingProxyType(d)
+
+
 def _new_lock():
     return _thread.allocate_lock()
 
@@ -257,7 +271,7 @@ class StatePickler(pickle.Pickler):
         t = type(obj)
         if t is bytes or t is bytearray:
             return self._blob(obj) if len(obj) >= BLOB_MIN else None
-        if t is types.ModuleType:
+        if isinstance(obj, types.ModuleType):
             return ("module", obj.__name__)
         return None
 
@@ -276,11 +290,13 @@ class StatePickler(pickle.Pickler):
             return handler(self, obj)
         if isinstance(obj, io.IOBase):
             return self._file(obj)
+        if t.__name__ == "ndarray" and t.__module__ == "numpy":
+            return self._ndarray(obj)
         if isinstance(obj, threading.Thread):
-            raise Unsaveable(f"a thread ({obj.name})")
+            raise Unsaveable(f"a thread ({obj.name}) cannot be saved")
         sock = sys.modules.get("socket")
         if sock is not None and isinstance(obj, sock.socket):
-            raise Unsaveable("a socket")
+            raise Unsaveable("a socket cannot be saved")
         return NotImplemented
 
     # -- reductions
@@ -310,7 +326,7 @@ class StatePickler(pickle.Pickler):
         try:
             return (marshal.loads, (marshal.dumps(code),))
         except ValueError:
-            raise Unsaveable(f"the code of {code.co_qualname}, which has no source file and cannot be marshalled") from None
+            raise Unsaveable(f"the code of {code.co_qualname} has no source file and cannot be saved") from None
 
     def _cell(self, cell: types.CellType):
         try:
@@ -326,30 +342,35 @@ class StatePickler(pickle.Pickler):
         enum = sys.modules.get("enum")
         if enum is not None and isinstance(cls, enum.EnumMeta):
             raise Unsaveable(
-                f"the Enum class {cls.__qualname__} defined in {cls.__module__} "
+                f"the Enum class {cls.__qualname__} of {cls.__module__} cannot be saved "
                 "(Enums are saved by name: define it in a module the program imports)"
             )
-        ns = dict(cls.__dict__)
-        slots = ns.get("__slots__")
-        if isinstance(slots, str):
-            slots = (slots,)
-        for key in ("__dict__", "__weakref__", "__module__", "__qualname__", "_abc_impl", "__slotnames__", "__slots__"):
-            ns.pop(key, None)
-        for name in slots or ():
-            ns.pop(name, None)
-        if "__doc__" in ns and ns["__doc__"] is None:
-            ns.pop("__doc__")
-        args = (meta, cls.__name__, cls.__bases__, cls.__module__, cls.__qualname__, tuple(slots) if slots is not None else None)
+        ns, slots = _class_namespace(cls)
+        args = (meta, cls.__name__, cls.__bases__, cls.__module__, cls.__qualname__, slots)
         return (_make_class, args, ns, None, None, _set_class_state)
+
+    def _ndarray(self, a):
+        """A numpy view is saved as a view of its (saved) base, so that the
+        two still share memory when resumed; other arrays as numpy pickles
+        them (contiguous data out-of-band)."""
+        base = a.base
+        if base is None or type(base) is not type(a):
+            return NotImplemented
+        start = a.__array_interface__["data"][0]
+        base_start = base.__array_interface__["data"][0]
+        offset = start - base_start
+        if offset < 0 or offset > base.nbytes:
+            return NotImplemented
+        return (_numpy_view, (base, offset, a.shape, a.strides, a.dtype, a.flags.writeable))
 
     def _lock(self, lock):
         if lock.locked():
-            raise Unsaveable("a lock that is held (a resumed program cannot hold it again)")
+            raise Unsaveable("a lock that is held cannot be saved (a resumed program could not hold it again)")
         return (_new_lock, ())
 
     def _rlock(self, lock):
         if repr(lock).startswith("<locked"):
-            raise Unsaveable("a reentrant lock that is held (a resumed program cannot hold it again)")
+            raise Unsaveable("a reentrant lock that is held cannot be saved (a resumed program could not hold it again)")
         return (_new_rlock, ())
 
     def _file(self, f: io.IOBase):
@@ -364,11 +385,11 @@ class StatePickler(pickle.Pickler):
         if f.closed:
             return (_closed_file, (name, text))
         if not isinstance(name, str):
-            raise Unsaveable(f"an open file without a path (file descriptor {name})")
+            raise Unsaveable(f"an open file without a path (file descriptor {name}) cannot be reopened")
         path = os.path.abspath(name)
         st = os.fstat(raw.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise Unsaveable(f"an open {path}, which is not a regular file (it cannot be reopened where it was)")
+            raise Unsaveable(f"{path} is open but is not a regular file: it cannot be reopened where it was")
         if f.writable():
             f.flush()
         try:
@@ -377,7 +398,7 @@ class StatePickler(pickle.Pickler):
             if text:
                 raise Unsaveable(
                     f"the text file {path}, read by a `for` loop: its position is unknown while it is "
-                    "iterated (loop over `iter(f.readline, '')` instead)"
+                    "iterated, so it cannot be reopened there (loop over `iter(f.readline, '')` instead)"
                 ) from None
             raise
         st = os.fstat(raw.fileno())
@@ -397,13 +418,30 @@ class StatePickler(pickle.Pickler):
         return (_reopen, (info,))
 
 
+def _class_namespace(cls: type) -> tuple[dict[str, Any], tuple | None]:
+    """What a class rebuilt by value is given after it is made: its
+    namespace without what ``type`` makes itself."""
+    ns = dict(cls.__dict__)
+    slots = ns.get("__slots__")
+    if isinstance(slots, str):
+        slots = (slots,)
+    for key in ("__dict__", "__weakref__", "__module__", "__qualname__", "_abc_impl", "__slotnames__", "__slots__"):
+        ns.pop(key, None)
+    for name in slots or ():
+        ns.pop(name, None)
+    if "__doc__" in ns and ns["__doc__"] is None:
+        ns.pop("__doc__")
+    return ns, tuple(slots) if slots is not None else None
+
+
 _HANDLERS = {
     types.GeneratorType: _refuse(lambda g: f"a generator ({_gen_name(g)}): generators cannot be saved"),
     types.CoroutineType: _refuse(lambda g: f"a coroutine ({_gen_name(g)}): coroutines cannot be saved"),
     types.AsyncGeneratorType: _refuse(lambda g: f"an async generator ({_gen_name(g)}): it cannot be saved"),
-    types.FrameType: _refuse("a frame object"),
-    types.TracebackType: _refuse("a traceback object"),
-    memoryview: _refuse("a memoryview (save the object it views instead)"),
+    types.FrameType: _refuse("a frame object cannot be saved"),
+    types.TracebackType: _refuse("a traceback object cannot be saved"),
+    types.MappingProxyType: lambda self, obj: (_mappingproxy, (dict(obj),)),
+    memoryview: _refuse("a memoryview cannot be saved (keep the object it views instead)"),
     _thread.LockType: StatePickler._lock,
     _thread.RLock: StatePickler._rlock,
 }
@@ -468,6 +506,10 @@ def _parts(obj: Any) -> Iterable[tuple[str, Any]]:
     if isinstance(obj, types.MethodType):
         yield ".__self__", obj.__self__
         return
+    if isinstance(obj, type):
+        for k, v in _class_namespace(obj)[0].items():
+            yield f".{k}", v
+        return
     d = getattr(obj, "__dict__", None)
     if isinstance(d, dict):
         for k, v in d.items():
@@ -480,6 +522,7 @@ def _parts(obj: Any) -> Iterable[tuple[str, Any]]:
         reduced = obj.__reduce_ex__(5)
     except Exception:
         return
+    yield " (its class)", type(obj)
     if isinstance(reduced, tuple):
         for i, part in enumerate(reduced[1:3]):
             if part is not None and part is not d:
@@ -513,7 +556,7 @@ def locate(items: Iterable[tuple[str, str, Any]], index: _source.SourceIndex) ->
 
 def _reason(err: BaseException, obj: Any) -> str:
     if isinstance(err, Unsaveable):
-        return f"{err} cannot be saved" if "cannot" not in str(err) else str(err)
+        return str(err)
     return f"{type(obj).__module__}.{type(obj).__qualname__} cannot be saved ({err})"
 
 

@@ -365,15 +365,56 @@ def owner_path(scope: ast.AST, line: int, loop: bool) -> list[tuple[str, int, as
     return steps or None
 
 
-def follow(scope: ast.AST, steps: list[tuple[str, int, Any]]) -> list[tuple[str, int, ast.AST]] | None:
+def key(node: ast.AST) -> tuple:
+    """What identifies a statement among its siblings across an edit: a
+    function or class by its name, a block by its header, any other
+    statement by its whole text (without positions)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return (type(node).__name__, node.name)
+    if any(True for _ in _child_blocks(node)):
+        return (type(node).__name__, header(node))
+    return (type(node).__name__, _dump(node))
+
+
+def _align(old: list, new: list, i: int, last: bool) -> int | None:
+    """The index in ``new`` of ``old[i]`` after an edit of the list (a diff of
+    the statements' keys). An edited statement is found in the edited run of
+    statements that replaced it: at the same offset when the run kept its
+    length, else (for the last step only) at the run's start."""
+    import difflib
+
+    sm = difflib.SequenceMatcher(a=[key(n) for n in old], b=[key(n) for n in new], autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if not i1 <= i < i2:
+            continue
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            return j1 + (i - i1)
+        if tag == "replace" and last and i2 - i1 == 1:
+            return j1
+        return None
+    return None
+
+
+def follow(scope: ast.AST, steps: list[tuple[str, int, Any]], old_scope: ast.AST | None = None) -> list[tuple[str, int, ast.AST]] | None:
+    """The steps in ``scope`` (an edited function) that correspond to
+    ``steps`` in ``old_scope`` (its saved version)."""
     out = []
     node = scope
-    for f, i, _ in steps:
+    old_node = old_scope
+    for k, (f, i, old_child) in enumerate(steps):
         items = getattr(node, f, None)
-        if not isinstance(items, list) or i >= len(items):
+        if not isinstance(items, list):
             return None
-        node = items[i]
-        out.append((f, i, node))
+        if old_node is not None:
+            old_items = getattr(old_node, f, None)
+            j = _align(old_items, items, i, k == len(steps) - 1) if isinstance(old_items, list) else None
+        else:
+            j = i if i < len(items) else None
+        if j is None:
+            return None
+        node = items[j]
+        old_node = old_child
+        out.append((f, j, node))
     return out
 
 

@@ -1040,7 +1040,7 @@ def _walk(
                     passed.add(id(owner))
                     if ids[id(owner)]._catches(exc):
                         return passed, True
-                elif detail is not None and engine._suppresses(detail, exc):
+                elif detail is not None and engine.suppresses(detail, exc):
                     return passed, True
             elif kind == "except*":
                 return passed, True

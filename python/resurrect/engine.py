@@ -107,18 +107,17 @@ class Statement:
         if action in (Action.RETRY, Action.PROPAGATE):
             return None
         if action is Action.SKIP:
-            return None if rp.skip_to is not None else _skip_refusal(self)
+            if rp.skip_to is not None or _falls_off_the_end(self):
+                return None
+            return _skip_refusal(self)
         if action is Action.USE_VALUE:
             if rp.kind == "loop":
-                return None
+                return "`use` for a loop's next item is not supported: assign the variable, then `skip`"
             if isinstance(self.node, ast.Return) and rp.leave_refusal is None:
                 return None
-            if (
-                isinstance(self.node, ast.Assign | ast.AnnAssign | ast.AugAssign)
-                and rp.skip_to is not None
-            ):
-                return None
-            if isinstance(self.node, ast.Expr) and rp.skip_to is not None:
+            continues = rp.skip_to is not None or _falls_off_the_end(self)
+            assigns = isinstance(self.node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Expr)
+            if assigns and continues:
                 return None
             return "`use` needs an assignment, a `return` or an expression statement"
         if action in (Action.LEAVE, Action.RERUN, Action.TRANSFER):
@@ -143,6 +142,17 @@ def _target_names(node: ast.stmt | None) -> set[str]:
     return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
+def _falls_off_the_end(st: Statement) -> bool:
+    """Whether the statement is the last thing its code runs (no statement
+    follows it in any enclosing block), so skipping it means returning None."""
+    return (
+        st.rp.skip_to is None
+        and st.rp.leave_refusal is None
+        and st.rp.kind != "loop"
+        and not isinstance(st.node, ast.Return | ast.Raise | ast.With | ast.AsyncWith)
+    )
+
+
 def _skip_refusal(st: Statement) -> str:
     node = st.node
     if isinstance(node, ast.Return):
@@ -158,34 +168,47 @@ def _skip_refusal(st: Statement) -> str:
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 
 _rp_cache: dict[types.CodeType, list] = {}
-_ast_cache: dict[str, tuple[int, dict[int, ast.stmt]]] = {}
+_ast_cache: dict[tuple[str, int], tuple[int, dict[int, ast.stmt]]] = {}
 
 
-def _statements_by_line(filename: str) -> dict[int, ast.stmt]:
+def _statements_by_line(filename: str, code: types.CodeType | None = None) -> dict[int, ast.stmt]:
+    """The statements of ``code``'s source (the whole file for module code,
+    lambdas and comprehensions; only the function's block otherwise, which
+    keeps the first pause in a long file fast), by first line."""
     lines = linecache.getlines(filename)
-    key = hash(tuple(lines))
-    cached = _ast_cache.get(filename)
-    if cached and cached[0] == key:
+    first = 1
+    if code is not None and not code.co_name.startswith("<") and code.co_firstlineno > 0:
+        first = code.co_firstlineno
+    key = (filename, first)
+    stamp = hash(tuple(lines))
+    cached = _ast_cache.get(key)
+    if cached and cached[0] == stamp:
         return cached[1]
+    tree = None
+    if first > 1:
+        try:
+            import inspect
+            import textwrap
+
+            block = inspect.getblock(lines[first - 1 :])
+            tree = ast.parse(textwrap.dedent("".join(block)))
+            ast.increment_lineno(tree, first - 1)
+        except (SyntaxError, ValueError, IndentationError, Exception):
+            tree = None
+    if tree is None:
+        try:
+            tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError):
+            tree = None
     out: dict[int, ast.stmt] = {}
-    try:
-        tree = ast.parse("".join(lines))
-    except (SyntaxError, ValueError):
-        tree = None
     if tree is not None:
         for node in ast.walk(tree):
             if isinstance(node, ast.stmt):
                 # The innermost statement starting on a line wins (a body on the
-                # same line as its header).
-                prev = out.get(node.lineno)
-                if prev is None or _contains(prev, node):
-                    out[node.lineno] = node
-    _ast_cache[filename] = (key, out)
+                # same line as its header): walk order visits parents first.
+                out[node.lineno] = node
+    _ast_cache[key] = (stamp, out)
     return out
-
-
-def _contains(outer: ast.stmt, inner: ast.stmt) -> bool:
-    return outer is not inner and any(n is inner for n in ast.walk(outer))
 
 
 def statement(code: types.CodeType, rp_index: int) -> Statement:
@@ -196,7 +219,7 @@ def statement(code: types.CodeType, rp_index: int) -> Statement:
     filename = code.co_filename
     line = rp.line
     text = linecache.getline(filename, line).strip() if line else ""
-    node = _statements_by_line(filename).get(line) if line else None
+    node = _statements_by_line(filename, code).get(line) if line else None
     if rp.kind == "loop":
         node = node if isinstance(node, ast.For | ast.AsyncFor) else None
     return Statement(rp, filename, line, text, node, code.co_flags, code.co_name)
@@ -280,15 +303,20 @@ class _Probe(Exception):
     """Matched only by catch-all clauses (`except Exception`, bare `except`)."""
 
 
-def _suppresses(exit_fn: Any, exc: BaseException) -> bool:
-    """Whether the context manager behind a bound ``__exit__`` will swallow ``exc``."""
+def suppresses(exit_fn: Any, exc: BaseException, _depth: int = 0) -> bool:
+    """Whether the context manager behind a bound ``__exit__`` will (or may)
+    swallow ``exc``: when in doubt, yes — the program's own handling is never
+    overridden."""
     cm = getattr(exit_fn, "__self__", None)
-    if cm is None:
+    if cm is None or _depth > 8:
         return False
     import contextlib
 
     if isinstance(cm, contextlib.suppress):
         return isinstance(exc, cm._exceptions)
+    protocol = getattr(cm, "__resurrect_catches__", None)
+    if protocol is not None:
+        return bool(protocol(exc))
     name = type(cm).__name__
     module = type(cm).__module__ or ""
     expected = None
@@ -298,12 +326,50 @@ def _suppresses(exit_fn: Any, exc: BaseException) -> bool:
         expected = getattr(cm, "expected_exceptions", None)
     elif module.startswith("unittest") and name in ("_AssertRaisesContext",):
         expected = getattr(cm, "expected", None)
-    if expected is None:
+    if expected is not None:
+        try:
+            return isinstance(exc, expected)
+        except TypeError:
+            return False
+    if isinstance(cm, contextlib.ExitStack):
+        return any(
+            suppresses(cb, exc, _depth + 1) if hasattr(cb, "__self__") else _may_return_true(cb)
+            for _, cb in getattr(cm, "_exit_callbacks", ())
+        )
+    if isinstance(cm, contextlib._GeneratorContextManager):
+        # @contextmanager: the generator, suspended at its `yield`, gets the
+        # exception thrown in; its own `except` there decides.
+        frame = getattr(getattr(cm, "gen", None), "gi_frame", None)
+        if frame is None:
+            return False
+        try:
+            steps = _core.handler_chain(frame, exc)
+        except Exception:
+            return True
+        return any(kind == "except" and detail is not False for kind, detail in steps) or any(
+            kind == "with" for kind, _ in steps
+        )
+    return _may_return_true(getattr(exit_fn, "__func__", exit_fn))
+
+
+def _may_return_true(fn: Any) -> bool:
+    """Whether a Python ``__exit__`` can return anything but ``None``/``False``
+    (C-level exits of files, locks, … never suppress)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
         return False
-    try:
-        return isinstance(exc, expected)
-    except TypeError:
-        return False
+    import dis
+
+    prev = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "RETURN_CONST" and ins.argval not in (None, False):
+            return True
+        if ins.opname == "RETURN_VALUE" and not (
+            prev is not None and prev.opname == "LOAD_CONST" and prev.argval in (None, False)
+        ):
+            return True
+        prev = ins
+    return False
 
 
 def will_be_caught(failure: Failure) -> bool:
@@ -329,7 +395,7 @@ def will_be_caught(failure: Failure) -> bool:
                         return False
                     return True
             elif kind == "with":
-                if detail is not None and _suppresses(detail, exc):
+                if detail is not None and suppresses(detail, exc):
                     return True
             elif kind == "except*":
                 return True
@@ -382,7 +448,7 @@ def _policy_raise(failure: Failure) -> Decision:
 
 def _policy_skip(failure: Failure) -> Decision:
     st = failure.statement
-    if st.refusal(Action.SKIP) is None:
+    if failure.refusal(Action.SKIP) is None:
         record_skip(failure)
         return Decision(Action.SKIP)
     if isinstance(st.node, ast.Return) and st.refusal(Action.LEAVE) is None:
@@ -467,6 +533,9 @@ def _apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decisio
         return True
     if a is Action.SKIP:
         if st.rp.skip_to is None:
+            if _falls_off_the_end(st):
+                # Nothing follows: skipping it ends the function, returning None.
+                raise _Leave(True, lambda: None)
             raise RestartRefused(_skip_refusal(st))
         return False
     if a is Action.USE_VALUE:
@@ -500,6 +569,8 @@ def _use_value(frame: types.FrameType, st: Statement, value: Any):
     elif not isinstance(node, ast.Expr):
         raise RestartRefused("`use` needs an assignment, a `return` or an expression statement")
     if st.rp.skip_to is None:
+        if _falls_off_the_end(st):
+            raise _Leave(True, lambda: None)
         raise RestartRefused(_skip_refusal(st))
     return False
 

@@ -38,6 +38,7 @@ import copy
 import ctypes
 import dataclasses
 import difflib
+import dis
 import gc
 import importlib.util
 import linecache
@@ -126,6 +127,20 @@ class _Source:
                 self._firsts[(c.co_qualname, c.co_firstlineno)] = key
         return self._compiled
 
+    def _adopt(self, index: dict[tuple[str, int], types.CodeType]) -> None:
+        """Use ``index`` (the text compiled) instead of compiling it again."""
+        self._compiled = {}
+        self._firsts = {}
+        for key, c in index.items():
+            self._compiled[(c.co_qualname, c.co_firstlineno)] = c
+            self._firsts[(c.co_qualname, c.co_firstlineno)] = key
+
+    def forget(self) -> None:
+        """Drop what can be computed again (the syntax tree is large)."""
+        self._tree = False
+        self._compiled = None
+        self._firsts = None
+
     def key_of(self, code: types.CodeType) -> tuple[str, int] | None:
         """The key of the code object compiled from this text that ``code``
         (instrumented or not) was made from, if it is one of them."""
@@ -133,20 +148,10 @@ class _Source:
         if compiled is None:
             return None
         c = compiled.get((code.co_qualname, code.co_firstlineno))
-        if c is None or not _same_origin(c, code):
+        if c is None or not _same_plain(c, code, nested=False):
             return None
         assert self._firsts is not None
         return self._firsts[(code.co_qualname, code.co_firstlineno)]
-
-
-def _same_origin(plain: types.CodeType, code: types.CodeType) -> bool:
-    """Whether ``code`` is ``plain`` or ``plain`` with resume points."""
-    if plain.co_varnames != code.co_varnames or plain.co_freevars != code.co_freevars:
-        return False
-    if code.co_names[: len(plain.co_names)] != plain.co_names:
-        return False
-    n = len(plain.co_code) // 2
-    return list(code.co_positions())[:n] == list(plain.co_positions())
 
 
 def _read(filename: str) -> str:
@@ -261,6 +266,10 @@ _current: dict[str, dict[tuple[str, int], types.CodeType]] = {}
 _current_ids: dict[str, set[int]] = {}
 #: Files reloaded at least once.
 _reloaded: set[str] = set()
+#: Reloaded files whose new code gets resume points.
+_instrumented_files: set[str] = set()
+#: The texts of each reloaded file, oldest first (the last two keep their trees).
+_history: dict[str, list[_Source]] = {}
 #: Functions whose code a reload replaced, by the id of the replaced code.
 _patched_from: dict[int, list[weakref.ref]] = {}
 
@@ -279,6 +288,12 @@ def _is_current(code: types.CodeType) -> bool:
     if o is not None and o.base is not None:
         code = o.base
     return id(code) in _current_ids.get(filename, ())
+
+
+def _own_key(code: types.CodeType) -> tuple:
+    """What a module or class body does itself (its definitions' code aside)."""
+    consts = tuple(c.co_qualname if isinstance(c, types.CodeType) else (type(c), repr(c)) for c in code.co_consts)
+    return (code.co_code, code.co_names, code.co_varnames, code.co_exceptiontable, consts)
 
 
 def _body_key(code: types.CodeType) -> tuple:
@@ -409,6 +424,12 @@ def _sig(node: ast.AST) -> str:
             setattr(c, f, [])
         return ast.dump(c)
     return ast.dump(node)
+
+
+def _segment(lines: list[str], node: ast.AST) -> str:
+    """The source text of a statement, without its indentation."""
+    first, last = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+    return "".join(line.strip() + "\n" for line in lines[first - 1 : last])
 
 
 def _text(lines: list[str], node: ast.AST) -> str:
@@ -658,7 +679,8 @@ class FrameStatus:
     skip_start: int | None = None
 
     def describe(self) -> str:
-        where = f"{self.function}() at {_display(self.filename)}:{self.line}"
+        what = "module code" if self.function == "<module>" else f"{self.function}()"
+        where = f"{what} at {_display(self.filename)}:{self.line}"
         if self.state == "mapped":
             at = f"line {self.new_line} of the new code"
             how = "`retry` and `skip` continue there" if self.skip_reason is None else "`retry` continues there"
@@ -666,7 +688,7 @@ class FrameStatus:
                 how = "its `retry` (after `up`) continues there; otherwise it runs its old code until it returns"
             return f"{where}: {how} ({at})"
         if self.state == "moved":
-            return f"{where}: runs its old code, which only moved to other lines"
+            return f"{where}: runs its old code, equivalent to the new one (lines moved or definitions in it changed)"
         if self.state == "unmapped":
             return f"{where}: keeps running its old code: {self.reason}"
         return f"{where}: runs the new code"
@@ -731,7 +753,7 @@ class ReloadReport:
                 out.append(f"  not run again (module-level statement): line {line}: {text}")
             for note in f.notes:
                 out.append(f"  {note}")
-        stale = [s for s in self.frames if s.state != "current"]
+        stale = [s for s in self.frames if s.state not in ("current", "moved")]
         if stale:
             out.append("frames running the code from before the reload:")
             for s in stale:
@@ -894,6 +916,11 @@ class _Plan:
     extra_codes: list[types.CodeType] = dataclasses.field(default_factory=list)
     keys: dict[int, tuple[str, int] | None] = dataclasses.field(default_factory=dict)
     live_codes: list[types.CodeType] = dataclasses.field(default_factory=list)
+    #: Code objects (with resume points) made by this reload.
+    new_codes: list[types.CodeType] = dataclasses.field(default_factory=list)
+    #: id of a plain code object of the new text -> its key.
+    pkeys: dict[int, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    new_keys: dict[int, tuple[types.CodeType, tuple[str, int]]] = dataclasses.field(default_factory=dict)
 
 
 class _Failed(Exception):
@@ -1015,13 +1042,15 @@ def _scan(filenames: set[str]) -> tuple[dict[str, list[types.FunctionType]], lis
         return funcs, gens
     ftype = types.FunctionType
     gtypes = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
-    for obj in gc.get_objects():
-        t = type(obj)
-        if t is ftype:
-            f = obj.__code__.co_filename
-            if f in filenames and not _is_continuation(obj.__code__):
-                funcs.setdefault(f, []).append(obj)
-        elif t in gtypes:
+    objects = gc.get_objects()
+    for obj in [o for o in objects if type(o) is ftype and o.__code__.co_filename in filenames]:
+        code = obj.__code__
+        # Module and class bodies run through a function object too (3.11+);
+        # their frames are not patched.
+        if code.co_flags & _CO_OPTIMIZED and not _is_continuation(code):
+            funcs.setdefault(code.co_filename, []).append(obj)
+    for obj in [o for o in objects if type(o) in gtypes]:
+        if True:
             code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
             if code is not None and code.co_filename in filenames:
                 frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
@@ -1071,30 +1100,66 @@ def _prepare(
     instrumented = any(_instrumented_module(m) for m in modules) or any(
         _core.is_instrumented(c) for c in live
     )
-    code = _core.instrument(plain) if instrumented else plain
-    index = _index(code)
+    pindex = _index(plain)
+    pkeys = {id(c): k for k, c in pindex.items()}
+    source._adopt(pindex)
     fr = FileReport(filename, [m.__name__ for m in modules], instrumented=instrumented)
-    plan = _Plan(filename, modules, source, old, code, index, instrumented, fr)
+    plan = _Plan(filename, modules, source, old, plain, {}, instrumented, fr)
     plan.live_codes = live
 
-    # Which new code each live code becomes.
-    by_qualname: dict[str, list[types.CodeType]] = {}
+    # Which key (function of the new source) each live code is.
+    by_qualname: dict[str, set[int]] = {}
     for c in live:
-        by_qualname.setdefault(c.co_qualname, []).append(c)
+        by_qualname.setdefault(c.co_qualname, set()).add(id(c))
     new_counts: dict[str, int] = {}
-    for q, _n in index:
+    for q, _n in pindex:
         new_counts[q] = new_counts.get(q, 0) + 1
     for c in live:
         o = _origin(c)
-        if o is not None and o.base is None:
-            key = o.key
-        elif old is not None and old.key_of(c) is not None:
-            key = old.key_of(c)
+        if o is not None and o.base is None and o.key is not None:
+            key: tuple[str, int] | None = o.key
         elif len(by_qualname[c.co_qualname]) == 1 and new_counts.get(c.co_qualname, 0) <= 1:
             key = (c.co_qualname, 0)
+        elif old is not None:
+            key = old.key_of(c)
         else:
             key = None
         plan.keys[id(c)] = key
+
+    # The new code of each key whose live code changed, with resume points
+    # added to the changed code only (outermost first: nested code comes with it).
+    unchanged: dict[tuple[str, int], types.CodeType] = {}
+    changed_keys = set()
+    same: dict[int, bool] = {}
+    held = {id(fn.__code__) for fn in functions}
+    for c in live:
+        key = plan.keys[id(c)]
+        p = pindex.get(key) if key is not None else None
+        if p is None:
+            continue
+        nested = bool(c.co_flags & _CO_OPTIMIZED)  # module and class bodies: their own code
+        same[id(c)] = _same_plain(p, c, nested=nested)
+        if same[id(c)]:
+            unchanged.setdefault(key, c)
+        elif id(c) in held:
+            changed_keys.add(key)
+    new_of: dict[int, types.CodeType] = {}
+    for key, p in pindex.items():
+        if key not in changed_keys or id(p) in new_of:
+            continue
+        if not p.co_flags & _CO_OPTIMIZED:
+            continue  # a module or class body: resume points added when a frame needs them
+        ip = _core.instrument(p) if instrumented else p
+        for a, b in zip(_walk(p), _walk(ip), strict=True):
+            if id(a) not in new_of:
+                new_of[id(a)] = b
+                plan.new_keys[id(b)] = (b, pkeys[id(a)])
+    index: dict[tuple[str, int], types.CodeType] = {}
+    for key, p in pindex.items():
+        index[key] = unchanged.get(key) or new_of.get(id(p)) or p
+    plan.index = index
+    plan.new_codes = [c for c in new_of.values()]
+    plan.pkeys = pkeys
 
     seen_changed: set[str] = set()
     for fn in functions:
@@ -1107,7 +1172,7 @@ def _prepare(
         new_code = index.get(key)
         if new_code is None:
             continue  # its definition is gone (reported as removed where it was bound)
-        if new_code is old_code or new_code == old_code:
+        if new_code is old_code or same.get(id(old_code), True):
             continue
         reason = _incompatible(old_code, new_code)
         if reason is not None:
@@ -1124,6 +1189,55 @@ def _prepare(
     for m in modules:
         _plan_module(plan, m, tree)
     return plan
+
+
+_LF = dis.opmap["LOAD_FAST"]
+_LFC = dis.opmap.get("LOAD_FAST_CHECK", _LF)
+_LF_TABLE = bytes(_LF if b == _LFC else b for b in range(256))
+
+
+def _same_plain(plain: types.CodeType, code: types.CodeType, nested: bool = True) -> bool:
+    """Whether ``code`` is ``plain`` (compiled from the same text at the same
+    place), with or without resume points. ``nested=False``: the code's own
+    instructions only (for module and class bodies)."""
+    if plain is code:
+        return True
+    if (
+        plain.co_qualname != code.co_qualname
+        or plain.co_firstlineno != code.co_firstlineno
+        or plain.co_flags != code.co_flags
+        or plain.co_varnames != code.co_varnames
+        or plain.co_freevars != code.co_freevars
+        or plain.co_cellvars != code.co_cellvars
+        or plain.co_argcount != code.co_argcount
+        or plain.co_posonlyargcount != code.co_posonlyargcount
+        or plain.co_kwonlyargcount != code.co_kwonlyargcount
+    ):
+        return False
+    a = plain.co_code
+    b = code.co_code[: len(a)]
+    # Resume points leave the original instructions in place; 3.12+ turn
+    # LOAD_FAST of non-arguments into LOAD_FAST_CHECK.
+    if a != b and (a[1::2] != b[1::2] or a[::2].translate(_LF_TABLE) != b[::2].translate(_LF_TABLE)):
+        return False
+    if code.co_names[: len(plain.co_names)] != plain.co_names:
+        return False
+    if not code.co_linetable.startswith(plain.co_linetable):
+        return False
+    pc, cc = plain.co_consts, code.co_consts
+    if len(cc) < len(pc):
+        return False
+    for x, y in zip(pc, cc, strict=False):
+        if isinstance(x, types.CodeType):
+            if not isinstance(y, types.CodeType):
+                return False
+            if nested and not _same_plain(x, y):
+                return False
+            if not nested and x.co_qualname != y.co_qualname:
+                return False
+        elif type(x) is not type(y) or (x != y and not (x != x and y != y)):
+            return False
+    return True
 
 
 def _incompatible(old: types.CodeType, new: types.CodeType) -> str | None:
@@ -1146,7 +1260,10 @@ def _plan_module(plan: _Plan, module: types.ModuleType, tree: ast.Module) -> Non
     filename = plan.filename
     fr = plan.report
     old_tree = plan.old.tree if plan.old is not None else None
-    old_stmts = {ast.dump(s) for s in old_tree.body} if old_tree is not None else None
+    old_lines = plan.old.lines if plan.old is not None else []
+    old_stmts = (
+        {_segment(old_lines, s) for s in old_tree.body if not isinstance(s, _DEFS)} if old_tree is not None else None
+    )
     old_defs = {s.name: s for s in old_tree.body if isinstance(s, _DEFS)} if old_tree is not None else {}
     bound, star = _bound_names(tree.body)
     to_run: list[ast.stmt] = []
@@ -1177,14 +1294,14 @@ def _plan_module(plan: _Plan, module: types.ModuleType, tree: ast.Module) -> Non
             if any(n not in ns for n in names):
                 to_run.append(stmt)
                 fr.added.append(f"import {', '.join(sorted(n for n in names if n not in ns))}")
-            elif old_stmts is not None and ast.dump(stmt) not in old_stmts and has_star:
+            elif old_stmts is not None and _segment(plan.source.lines, stmt) not in old_stmts and has_star:
                 fr.not_rerun.append((stmt.lineno, _text(plan.source.lines, stmt)))
         else:
             names_ = _target_names(stmt)
             if names_ and all(n not in ns for n in names_):
                 to_run.append(stmt)
                 fr.added.extend(names_)
-            elif old_stmts is not None and ast.dump(stmt) not in old_stmts:
+            elif old_stmts is not None and _segment(plan.source.lines, stmt) not in old_stmts:
                 fr.not_rerun.append((stmt.lineno, _text(plan.source.lines, stmt)))
     if to_run:
         plan.run.append((module, to_run))
@@ -1243,7 +1360,10 @@ def _plan_class(
     adds: list[tuple[type, tuple[str, ...], list[str]]] = []
     names: list[str] = []
     old_members = {s.name: s for s in old_node.body if isinstance(s, _DEFS)} if old_node is not None else {}
-    old_stmts = {ast.dump(s) for s in old_node.body} if old_node is not None else None
+    old_lines = plan.old.lines if plan.old is not None else []
+    old_stmts = (
+        {_segment(old_lines, s) for s in old_node.body if not isinstance(s, _DEFS)} if old_node is not None else None
+    )
     for stmt in node.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             if _ours_member(cls, stmt.name, filename):
@@ -1271,7 +1391,7 @@ def _plan_class(
             targets = _target_names(stmt)
             if targets and all(n not in cls.__dict__ for n in targets):
                 names.extend(targets)
-            elif old_stmts is not None and ast.dump(stmt) not in old_stmts and not (
+            elif old_stmts is not None and _segment(plan.source.lines, stmt) not in old_stmts and not (
                 isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
             ):
                 fr.not_rerun.append((stmt.lineno, _text(plan.source.lines, stmt)))
@@ -1424,24 +1544,31 @@ def _commit(plan: _Plan) -> None:
         module.__dict__.pop(name, None)
     # Remember what the running code is now.
     for c in plan.live_codes:
-        if id(c) not in _origins or _origins[id(c)].code is not c:
+        if _origin(c) is None:
             _origins[id(c)] = _Origin(c, filename, plan.old, plan.keys.get(id(c)))
-    current = dict(plan.index)
-    ids = {id(c) for c in plan.index.values()}
-    for c in plan.live_codes:
-        key = plan.keys.get(id(c))
-        if key is not None and key in plan.index and plan.index[key] == c:
-            ids.add(id(c))  # unchanged: still current
+    ids = set()
+    for c in plan.index.values():
+        if id(c) not in plan.pkeys:
+            ids.add(id(c))  # unchanged live code, or new code with resume points
+    for c, key in plan.new_keys.values():
+        _origins[id(c)] = _Origin(c, filename, plan.source, key)
+        ids.add(id(c))
     firsts = {(c.co_qualname, c.co_firstlineno): k for k, c in plan.index.items()}
     for extra in plan.extra_codes:
         for c in _walk(extra):
             key = firsts.get((c.co_qualname, c.co_firstlineno))
             _origins[id(c)] = _Origin(c, filename, plan.source, key)
             ids.add(id(c))
-    for key, c in plan.index.items():
-        _origins[id(c)] = _Origin(c, filename, plan.source, key)
-    _current[filename] = current
+    _current[filename] = dict(plan.index)
     _current_ids[filename] = ids
+    if plan.instrumented:
+        _instrumented_files.add(filename)
+    # Syntax trees are large: keep those of the running and the previous text.
+    history = _history.setdefault(filename, [])
+    history.append(plan.source)
+    for src in history[:-2]:
+        src.forget()
+    del history[:-2]
     _texts[filename] = plan.source
     _reloaded.add(filename)
     st = os.stat(filename) if os.path.exists(filename) else None
@@ -1566,8 +1693,12 @@ def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None =
     new_code = _current.get(filename, {}).get(key)
     if new_code is None:
         return unmapped(f"{name} was removed from {_display(filename)}")
+    if id(new_code) not in _current_ids.get(filename, ()):
+        new_code = _instrument_current(filename, key, new_code)
     st.new_code = new_code
-    if _body_key(base) == _body_key(new_code):
+    if _body_key(base) == _body_key(new_code) or (
+        not base.co_flags & _CO_OPTIMIZED and _own_key(base) == _own_key(new_code)
+    ):
         st.state = "moved"
         return st
     if code.co_flags & _GENERATOR_FLAGS:
@@ -1649,6 +1780,21 @@ def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None =
     else:
         st.skip_start = skip_rp.skip_to
     return st
+
+
+def _instrument_current(filename: str, key: tuple[str, int], plain: types.CodeType) -> types.CodeType:
+    """Resume points for new code no function held at the reload (a module
+    body), made when a frame is to continue in it."""
+    code = _core.instrument(plain) if filename in _instrumented_files else plain
+    src = _texts.get(filename)
+    firsts = src._firsts if src is not None and src._firsts is not None else {}
+    ids = _current_ids.setdefault(filename, set())
+    for a, b in zip(_walk(plain), _walk(code), strict=True):
+        k = firsts.get((a.co_qualname, a.co_firstlineno))
+        _origins[id(b)] = _Origin(b, filename, src, k)
+        ids.add(id(b))
+    _current[filename][key] = code
+    return code
 
 
 # ---------------------------------------------------------------------------

@@ -27,4 +27,5 @@ def main(out_path, steps):
     print("done", len(STATE["rows"]), sum(STATE["rows"]))
 
 
-main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 300)
+STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+main(sys.argv[1], STEPS)
