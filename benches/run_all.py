@@ -143,7 +143,12 @@ class Sample:
             per = max(self.plain_fn(max(1, int(target / 10 / per))), 1e-9)
         self.loops = max(1, round(target / per))
 
-    def run(self, reps: int) -> None:
+    def run(self, reps: int, budget: float = math.inf) -> None:
+        """Time each variant ``reps`` times, fewer (at least 3) if that would take
+        more than ``budget`` seconds per variant (a workload whose single call
+        is long, such as fannkuch)."""
+        per_timing = self.plain_fn(self.loops) * self.loops
+        reps = max(3, min(reps, int(budget / max(per_timing, 1e-9))))
         for r in range(reps):
             order = (self.plain_fn, self.inst_fn) if r % 2 == 0 else (self.inst_fn, self.plain_fn)
             for fn in order:
@@ -272,7 +277,7 @@ def bench_pyperformance(names: list[str], reps: int, target: float) -> list[dict
             s = Sample(wname, plain_fn, inst_fn)
             gc.collect()
             s.calibrate(target)
-            s.run(reps)
+            s.run(reps, budget=max(2.0, reps * target * 2))
             rows.append(
                 {"bench": name, "workload": wname, "ratio": s.ratio, "median": s.median_ratio}
             )

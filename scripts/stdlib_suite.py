@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import glob
 import importlib.util
@@ -309,9 +310,12 @@ def run_child(
             timed_out = False
         except subprocess.TimeoutExpired:
             timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
             rc = None
+        # Whatever it left behind: a test's subprocess outlives regrtest when
+        # regrtest's own --timeout ends it (the child has its own session).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     seconds = time.perf_counter() - t0
     with open(log, encoding="utf-8", errors="replace") as f:
         text = f.read()

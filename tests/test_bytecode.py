@@ -168,12 +168,6 @@ def test_stack_effect_build_slice_valid_args():
             assert _core.stack_effect(num, arg, jump) == dis.stack_effect(num, arg, jump=jump)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: BUILD_SLICE with an argument other than 2 or 3 is modelled as 1 - arg "
-    "(dis: -1 for anything but 3); the compiler never emits it, but decoding arbitrary "
-    "bytes accepts e.g. BUILD_SLICE 0 as pushing a value",
-)
 def test_stack_effect_build_slice_invalid_args():
     num = dis.opmap["BUILD_SLICE"]
     for arg in (0, 1, 4, 255):

@@ -16,14 +16,6 @@ from cli_helpers import PROGRAMS, PROMPT, Session, child_env, clean, python, res
 
 DIR = PROGRAMS / "transparency"
 
-# A `with` whose context manager is the program's own and swallows the
-# exception cannot be recognised by the engine yet: it pauses there (core
-# limitation, /tmp/repro_prompt_own_suppressing_cm.py). Strict: when the core
-# learns it, the XPASS says to drop the mark.
-_OWN_CM = pytest.mark.xfail(
-    strict=True, reason="engine: a program's own suppressing context manager counts as uncaught"
-)
-
 PROGRAMS_ = [
     ("catch_own.py", []),
     ("suppress.py", []),
@@ -32,7 +24,7 @@ PROGRAMS_ = [
     ("asyncio_catch.py", []),
     ("exit_codes.py", []),
     ("exit_codes.py", ["0"]),
-    pytest.param("own_context_manager.py", [], marks=_OWN_CM, id="own_context_manager"),
+    pytest.param("own_context_manager.py", [], id="own_context_manager"),
     ("with_pytest.py", []),
 ]
 

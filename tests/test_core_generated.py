@@ -35,7 +35,6 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-V = sys.version_info[:2]
 EXAMPLES = int(os.environ.get("RESURRECT_GENERATED_EXAMPLES", "300"))
 
 # hypothesmith compiles candidate programs; their SyntaxWarnings are noise here.

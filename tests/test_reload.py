@@ -17,7 +17,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from resurrect import engine, instrument
 from resurrect import reload as rl
 from resurrect.engine import Action, Decision
@@ -169,9 +168,13 @@ def test_methods_static_and_class_methods_properties_with_live_instances(project
     )
     report = reload_ok()
     fr = report.files[0]
-    assert set(fr.changed) >= {"Shape.area()", "Shape.kind()", "Shape.make()", "Shape.double", "Square.area()"} - {
-        "Shape.double"
-    }
+    assert set(fr.changed) >= {
+        "Shape.area()",
+        "Shape.kind()",
+        "Shape.make()",
+        "Shape.double",
+        "Square.area()",
+    } - {"Shape.double"}
     assert "Shape.perimeter()" in fr.added and "Shape.half" in fr.added
     assert "Shape.old_method()" in fr.removed
     assert m.Shape is Shape and m.Square is Square and isinstance(s, Shape)
@@ -477,7 +480,11 @@ def test_retry_runs_the_fixed_statement_and_the_rest_of_the_new_code(project, po
     m = project.module(DIVIDE)
     reports = []
     policy.decide = fix_and_retry(
-        project, m, "q = n / d\n    return q", "q = n / d if d else math.inf\n    return -q", reloaded=reports
+        project,
+        m,
+        "q = n / d\n    return q",
+        "q = n / d if d else math.inf\n    return -q",
+        reloaded=reports,
     )
     assert m.main([1, 2, 0, 4]) == [10.0, 5.0, -math_inf(), -2.5]
     paused = [s for s in reports[0].frames if s.paused]
@@ -595,19 +602,19 @@ def test_a_method_changed_while_its_instance_is_paused_in_it(project, policy):
 def test_loop_iterators_and_with_blocks_carry_over(project, policy):
     m = project.module(
         """
-        class CM:
+        import contextlib
+
+        class Resource:
             def __init__(self, log):
                 self.log = log
-            def __enter__(self):
-                self.log.append("enter")
-                return self
-            def __exit__(self, *exc):
+                log.append("enter")
+
+            def close(self):
                 self.log.append("exit")
-                return False
 
         def run(rows, log):
             out = []
-            with CM(log):
+            with contextlib.closing(Resource(log)):
                 for row in rows:
                     for x in row:
                         out.append(100 // x)
@@ -624,10 +631,12 @@ def test_loop_iterators_and_with_blocks_carry_over(project, policy):
 
     rows = [gen([1, 2]), gen([0, 4]), gen([5])]
     log = []
-    policy.decide = fix_and_retry(project, m, "out.append(100 // x)", "out.append(100 // x if x else None)")
+    policy.decide = fix_and_retry(
+        project, m, "out.append(100 // x)", "out.append(100 // x if x else None)"
+    )
     assert m.run(iter(rows), log) == [100, 50, "|", None, 25, "|", 20, "|"]
     assert consumed == [1, 2, 0, 4, 5]  # each item fetched once
-    assert log == ["enter", "exit"]
+    assert log == ["enter", "exit"]  # the `with` block exited once, by the new code
 
 
 def test_a_paused_except_block_carries_over(project, policy):
@@ -725,7 +734,11 @@ def test_a_changed_loop_structure_is_refused(project, policy):
     reasons = []
 
     def decide(failure):
-        project.replace(m, "    for r in rows:\n        out.append(1 // r)", "    with open(__file__) as fh:\n        out.append(1 // r)")
+        project.replace(
+            m,
+            "    for r in rows:\n        out.append(1 // r)",
+            "    with open(__file__) as fh:\n        out.append(1 // r)",
+        )
         reload_ok()
         with pytest.raises(engine.RestartRefused) as info:
             rl.continue_in_new_code(failure)
@@ -752,7 +765,7 @@ def test_a_deleted_function_is_refused(project, policy):
     def decide(failure):
         project.replace(m, "def f(x):\n    return 1 // x\n", "")
         report = reload_ok()
-        reasons.append([s.describe() for s in report.frames if s.function == "f"][0])
+        reasons.append(next(s.describe() for s in report.frames if s.function == "f"))
         return Decision(Action.LEAVE, "left")
 
     policy.decide = decide
@@ -829,7 +842,9 @@ def test_module_level_code_paused_continues_in_the_new_code(project, policy, tmp
     rl.remember(str(path))
 
     def decide(failure):
-        path.write_text("total = 0\nfor x in [1, 0, 2]:\n    total += 10 // (x or 10)\nresult = total * 100\n")
+        path.write_text(
+            "total = 0\nfor x in [1, 0, 2]:\n    total += 10 // (x or 10)\nresult = total * 100\n"
+        )
         reload_ok([str(path)])
         return Decision(Action.RETRY)
 

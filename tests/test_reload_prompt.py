@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import PROGRAMS, Session, child_env, in_order, marker
 
 #: Until `resurrect run` connects edit and continue itself, the tests start it
@@ -75,8 +74,16 @@ def test_fix_the_paused_function_reload_and_retry(tmp_path):
 def test_a_new_helper_added_and_called_from_the_fixed_line(tmp_path):
     path = tmp_path / "reload_divide.py"
     with session(tmp_path, "reload_divide.py") as s:
-        edit(path, "quotient = numerator / denominator  # @fail", "quotient = safe_divide(numerator, denominator)")
-        edit(path, "def main():", "def safe_divide(a, b):\n    return a / b if b else -1.0\n\n\ndef main():")
+        edit(
+            path,
+            "quotient = numerator / denominator  # @fail",
+            "quotient = safe_divide(numerator, denominator)",
+        )
+        edit(
+            path,
+            "def main():",
+            "def safe_divide(a, b):\n    return a / b if b else -1.0\n\n\ndef main():",
+        )
         out = s.do("reload")
         assert "reloaded reload_divide.py: changed ratio(); added safe_divide()" in out
         out, status = s.finish("retry")
@@ -90,7 +97,10 @@ def test_a_method_changed_while_instances_are_alive(tmp_path):
     with session(tmp_path, "reload_accounts.py") as s:
         shown = s.opened()
         assert "ValueError: invalid literal for int() with base 10: '2.5'" in shown
-        assert f"reload_accounts.py:{fail} in Account.apply()" in shown or f":{fail} in apply()" in shown
+        assert (
+            f"reload_accounts.py:{fail} in Account.apply()" in shown
+            or f":{fail} in apply()" in shown
+        )
         edit(path, "amount = int(op)  # @fail", "amount = round(float(op))")
         out = s.do("reload")
         assert "changed Account.apply()" in out
@@ -112,7 +122,10 @@ def test_lines_inserted_above_the_paused_statement(tmp_path):
         path.write_text(text)
         out = s.do("reload")
         new_line = FAIL + 6
-        assert f"ratio() at reload_divide.py:{FAIL}: `retry` and `skip` continue there (line {new_line - 1}" in out
+        assert (
+            f"ratio() at reload_divide.py:{FAIL}: `retry` and `skip` continue there (line {new_line - 1}"
+            in out
+        )
         assert f"`retry` starts at line {new_line - 1}, added above the failing statement" in out
         out, status = s.finish("retry")
     assert "results [10.0, 5.0, 0.0, 2.5]" in out
@@ -122,13 +135,23 @@ def test_lines_inserted_above_the_paused_statement(tmp_path):
 def test_a_syntax_error_then_the_fix(tmp_path):
     path = tmp_path / "reload_divide.py"
     with session(tmp_path, "reload_divide.py") as s:
-        edit(path, "quotient = numerator / denominator  # @fail", "quotient = (numerator / denominator if denominator else 0.0")
+        edit(
+            path,
+            "quotient = numerator / denominator  # @fail",
+            "quotient = (numerator / denominator if denominator else 0.0",
+        )
         out = s.do("reload")
-        in_order(out, "reload failed; nothing was changed:", f"reload_divide.py:{FAIL}: SyntaxError")
+        in_order(
+            out, "reload failed; nothing was changed:", f"reload_divide.py:{FAIL}: SyntaxError"
+        )
         # Still paused, the old code untouched.
         assert "denominator = 0" in s.do("args")
         edit(path, "quotient = (numerator", "quotient = (numerator)")
-        edit(path, "(numerator) / denominator if denominator else 0.0", "numerator / denominator if denominator else 0.5")
+        edit(
+            path,
+            "(numerator) / denominator if denominator else 0.0",
+            "numerator / denominator if denominator else 0.5",
+        )
         out = s.do("reload")
         assert "reloaded reload_divide.py: changed ratio()" in out
         out, status = s.finish("retry")

@@ -323,6 +323,9 @@ def _policy(failure: engine.Failure) -> engine.Decision:
     except CheckpointError as e:
         sys.stderr.write(f"resurrect: cannot checkpoint: {e}\n")
         return engine.Decision(engine.Action.PROPAGATE)
+    except Exception as e:  # never replace the program's exception with ours
+        sys.stderr.write(f"resurrect: cannot checkpoint: internal error: {type(e).__name__}: {e}\n")
+        return engine.Decision(engine.Action.PROPAGATE)
     _announce(path, exc)
     return engine.Decision(engine.Action.PROPAGATE)
 
@@ -438,7 +441,12 @@ def _global_trace(frame, event, arg):
 
 def _local_trace(frame, event, arg):
     if event == "line" and _armed:
-        _attempt(frame)
+        try:
+            _attempt(frame)
+        except Exception as e:  # an error here must not reach the program
+            _requests.clear()
+            _disarm()
+            _write_err(f"resurrect: cannot checkpoint: internal error: {type(e).__name__}: {e}")
     return _local_trace if _armed else None
 
 
@@ -467,8 +475,9 @@ def _attempt(frame: types.FrameType) -> None:
     reason = "; ".join(dict.fromkeys(r.reason for r in requests))
     try:
         path = save(frame, rp, handled, reason, kind=kind)
-    except CheckpointError as e:
-        message = f"resurrect: cannot checkpoint ({reason}): {e}"
+    except Exception as e:
+        what = str(e) if isinstance(e, CheckpointError) else f"internal error: {type(e).__name__}: {e}"
+        message = f"resurrect: cannot checkpoint ({reason}): {what}"
         if exit_signal is not None or message not in _failed_reasons:
             _failed_reasons.add(message)
             _write_err(message)
@@ -844,7 +853,7 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
     for note in notes + resolver.notes:
         _write_err(f"resurrect: {note}")
     _fix_code_cache()
-    if h.get("kind") == "api":
+    if h.get("kind") == "api" and not o.skip:
         _resumed_from = path
     return Prepared(path, h, main, levels, _frames_mod.Reentry(levels), o.skip)
 

@@ -34,6 +34,7 @@ them when they change.
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 import ctypes
 import dataclasses
@@ -93,25 +94,49 @@ _lock = threading.RLock()
 
 
 class _Source:
-    """One version of a source file's text (parsed on demand)."""
+    """One version of a source file's text. Its syntax tree is parsed on demand
+    and only the last few are kept (trees are large, and every object alive
+    slows the search for function objects); an outline of its definitions is
+    kept for comparing the next version with it."""
 
     def __init__(self, filename: str, text: str):
         self.filename = filename
         self.text = text
         self.lines = text.splitlines(keepends=True)
-        self._tree: ast.Module | None | bool = False
+        self._outline: _Outline | bool | None = False
+        #: The outline of each top-level chunk of the text, by the chunk's text.
+        self.chunk_outlines: dict[str, _Outline] | None = None
+        #: Whether the running code is known to come from this text.
+        self.verified = True
         #: (qualname, co_firstlineno) -> (qualname, ordinal), from compiling the text
         self._firsts: dict[tuple[str, int], tuple[str, int]] | None = None
         self._compiled: dict[tuple[str, int], types.CodeType] | None = None
 
     @property
     def tree(self) -> ast.Module | None:
-        if self._tree is False:
-            try:
-                self._tree = ast.parse(self.text, self.filename)
-            except (SyntaxError, ValueError):
-                self._tree = None
-        return self._tree  # type: ignore[return-value]
+        entry = _trees.get(id(self))
+        if entry is not None and entry[0] is self:
+            _trees.move_to_end(id(self))
+            return entry[1]
+        try:
+            tree: ast.Module | None = ast.parse(self.text, self.filename)
+        except (SyntaxError, ValueError):
+            tree = None
+        self.set_tree(tree)
+        return tree
+
+    def set_tree(self, tree: ast.Module | None) -> None:
+        _trees[id(self)] = (self, tree)
+        _trees.move_to_end(id(self))
+        while len(_trees) > 3:
+            _trees.popitem(last=False)
+
+    @property
+    def outline(self) -> _Outline | None:
+        if self._outline is False:
+            tree = self.tree
+            self._outline = _Outline(tree.body, self.lines) if tree is not None else None
+        return self._outline  # type: ignore[return-value]
 
     def compiled(self) -> dict[tuple[str, int], types.CodeType] | None:
         """The text's code objects by (qualname, co_firstlineno)."""
@@ -136,10 +161,10 @@ class _Source:
             self._firsts[(c.co_qualname, c.co_firstlineno)] = key
 
     def forget(self) -> None:
-        """Drop what can be computed again (the syntax tree is large)."""
-        self._tree = False
+        """Drop what can be computed again."""
         self._compiled = None
         self._firsts = None
+        _trees.pop(id(self), None)
 
     def key_of(self, code: types.CodeType) -> tuple[str, int] | None:
         """The key of the code object compiled from this text that ``code``
@@ -168,15 +193,55 @@ def _stat(filename: str) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
+#: The last syntax trees parsed, by id of their source.
+_trees: collections.OrderedDict[int, tuple[_Source, ast.Module | None]] = collections.OrderedDict()
+
+
+class _Outline:
+    """What the next reload compares a body (module or class) with: the text of
+    its statements other than definitions, and its definitions' decorators,
+    default values and (classes) bodies."""
+
+    def __init__(self, body: list[ast.stmt], lines: list[str]):
+        self.stmts = {_segment(lines, s) for s in body if not isinstance(s, _DEFS)}
+        self.defs: dict[str, _DefOutline] = {
+            s.name: _DefOutline(s, lines) for s in body if isinstance(s, _DEFS)
+        }
+
+    @classmethod
+    def merge(cls, parts: list[_Outline]) -> _Outline:
+        out = cls([], [])
+        for p in parts:
+            out.stmts |= p.stmts
+            out.defs.update(p.defs)
+        return out
+
+
+class _DefOutline:
+    def __init__(self, node: ast.AST, lines: list[str]):
+        self.decorators = _decorators(node)
+        args = getattr(node, "args", None)
+        self.defaults = _defaults(args) if args is not None else None
+        self.body = _Outline(node.body, lines) if isinstance(node, ast.ClassDef) else None
+
+
+def _defaults(args: ast.arguments) -> list[str]:
+    return [ast.dump(d) for d in args.defaults] + [
+        ast.dump(d) if d else "" for d in args.kw_defaults
+    ]
+
+
 #: The text the running code of each file was compiled from, when known (a
 #: snapshot taken when the module was loaded, or the text of the last reload).
 _texts: dict[str, _Source] = {}
 
 
-def remember(filename: str, source: str | bytes | None = None) -> None:
+def remember(filename: str, source: str | bytes | None = None, *, verified: bool = True) -> None:
     """Record ``source`` (default: the file's text now) as the text the code of
     ``filename`` was compiled from. Importers call this when they load a module,
-    so that a later reload knows what the running code looked like."""
+    so that a later reload knows what the running code looked like
+    (``verified=False``: a copy taken later, checked against the code when
+    used)."""
     try:
         if source is None:
             text = _read(filename)
@@ -188,7 +253,9 @@ def remember(filename: str, source: str | bytes | None = None) -> None:
         return
     with _lock:
         if filename not in _reloaded:
-            _texts[filename] = _Source(filename, text)
+            src = _Source(filename, text)
+            src.verified = verified
+            _texts[filename] = src
 
 
 def _baseline(
@@ -198,10 +265,10 @@ def _baseline(
     remembered one, else linecache's copy or the file itself when compiling it
     reproduces them and defines what the modules hold."""
     src = _texts.get(filename)
-    if src is not None:
+    if src is not None and src.verified:
         return src
     codes = list(codes)
-    candidates: list[str] = []
+    candidates: list[str] = [src.text] if src is not None else []
     cached = linecache.cache.get(filename)
     if cached and len(cached) == 4 and cached[2]:
         candidates.append("".join(cached[2]))
@@ -212,7 +279,7 @@ def _baseline(
     modules = list(modules)
     for text in candidates:
         src = _Source(filename, text)
-        if not codes or not all(src.key_of(c) is not None for c in codes):
+        if codes and not all(src.key_of(c) is not None for c in codes):
             continue
         tree = src.tree
         if tree is None:
@@ -220,8 +287,10 @@ def _baseline(
         defined = {s.name for s in tree.body if isinstance(s, _DEFS)}
         if any(name not in vars(m) for m in modules for name in defined):
             continue  # defines something the module does not have: edited since
+        src.verified = True
         _texts[filename] = src
         return src
+    _texts.pop(filename, None)
     return None
 
 
@@ -292,14 +361,18 @@ def _is_current(code: types.CodeType) -> bool:
 
 def _own_key(code: types.CodeType) -> tuple:
     """What a module or class body does itself (its definitions' code aside)."""
-    consts = tuple(c.co_qualname if isinstance(c, types.CodeType) else (type(c), repr(c)) for c in code.co_consts)
+    consts = tuple(
+        c.co_qualname if isinstance(c, types.CodeType) else (type(c), repr(c))
+        for c in code.co_consts
+    )
     return (code.co_code, code.co_names, code.co_varnames, code.co_exceptiontable, consts)
 
 
 def _body_key(code: types.CodeType) -> tuple:
     """What a code object does, without where its lines are."""
     consts = tuple(
-        _body_key(c) if isinstance(c, types.CodeType) else (type(c), repr(c)) for c in code.co_consts
+        _body_key(c) if isinstance(c, types.CodeType) else (type(c), repr(c))
+        for c in code.co_consts
     )
     return (
         code.co_code,
@@ -321,7 +394,6 @@ def _body_key(code: types.CodeType) -> tuple:
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
 def _blocks(node: ast.AST) -> list[tuple[str, list]]:
@@ -330,7 +402,11 @@ def _blocks(node: ast.AST) -> list[tuple[str, list]]:
     out = []
     for f in _BLOCK_FIELDS:
         v = getattr(node, f, None)
-        if isinstance(v, list) and v and isinstance(v[0], ast.stmt | ast.excepthandler | ast.match_case):
+        if (
+            isinstance(v, list)
+            and v
+            and isinstance(v[0], ast.stmt | ast.excepthandler | ast.match_case)
+        ):
             out.append((f, v))
     return out
 
@@ -398,8 +474,14 @@ def _locate(container: ast.AST, line: int) -> list[tuple[str, int]] | None:
                 if isinstance(child, _DEFS):
                     return [(field, i)]
                 sub = _locate(child, line)
-                own = _own_lines(child) if not isinstance(child, ast.excepthandler | ast.match_case) else None
-                if sub is not None and not (own and own[0] <= line <= own[1] and sub and _inline(child)):
+                own = (
+                    _own_lines(child)
+                    if not isinstance(child, ast.excepthandler | ast.match_case)
+                    else None
+                )
+                if sub is not None and not (
+                    own and own[0] <= line <= own[1] and sub and _inline(child)
+                ):
                     return [(field, i), *sub]
                 return [(field, i)]
     return None
@@ -453,7 +535,9 @@ class _Mapped:
     inserted_above: int = 0
 
 
-def _map_statement(old_root: ast.AST, new_root: ast.AST, path: list[tuple[str, int]], new_lines: list[str]) -> _Mapped:
+def _map_statement(
+    old_root: ast.AST, new_root: ast.AST, path: list[tuple[str, int]], new_lines: list[str]
+) -> _Mapped:
     """Follow ``path`` (from :func:`_locate` in the old body) through the new
     body, aligning each block's statements (same text, or the same place among
     changed ones). Blocks around the statement must keep their kind."""
@@ -465,7 +549,9 @@ def _map_statement(old_root: ast.AST, new_root: ast.AST, path: list[tuple[str, i
         if not isinstance(nb, list) or not nb:
             what = _describe_block(oc, field)
             return _Mapped(None, None, False, f"{what} no longer exists")
-        sm = difflib.SequenceMatcher(None, [_sig(n) for n in ob], [_sig(n) for n in nb], autojunk=False)
+        sm = difflib.SequenceMatcher(
+            None, [_sig(n) for n in ob], [_sig(n) for n in nb], autojunk=False
+        )
         ops = sm.get_opcodes()
         last = depth == len(path) - 1
         op = next(o for o in ops if o[1] <= i < o[2])
@@ -483,7 +569,12 @@ def _map_statement(old_root: ast.AST, new_root: ast.AST, path: list[tuple[str, i
                 j = same_kind[k] if k < len(same_kind) else None
             if j is None or type(nb[j]) is not type(ob[i]):
                 what = _describe(ob[i])
-                return _Mapped(None, None, False, f"the {what} around it was removed or changed into something else")
+                return _Mapped(
+                    None,
+                    None,
+                    False,
+                    f"the {what} around it was removed or changed into something else",
+                )
             notes.extend(_not_run(ops, j, nb, new_lines))
             oc, nc = ob[i], nb[j]
             continue
@@ -497,7 +588,9 @@ def _map_statement(old_root: ast.AST, new_root: ast.AST, path: list[tuple[str, i
             jr = b1 + (i - a1) if i - a1 < b2 - b1 else None
             js = b2 - (a2 - i) if a2 - i <= b2 - b1 else None
             if jr is None:
-                return _Mapped(None, None, False, "the statement was merged with the ones before it")
+                return _Mapped(
+                    None, None, False, "the statement was merged with the ones before it"
+                )
         # New statements inserted directly above it run on retry.
         start = jr
         for o in ops:
@@ -517,7 +610,9 @@ def _not_run(ops, j: int, nb: list, lines: list[str]) -> list[str]:
         if tag in ("insert", "replace"):
             for b in range(b1, min(b2, j)):
                 n = nb[b]
-                out.append(f"line {_span(n)[0]} was added above it and does not run: `{_text(lines, n)}`")
+                out.append(
+                    f"line {_span(n)[0]} was added above it and does not run: `{_text(lines, n)}`"
+                )
     return out
 
 
@@ -534,8 +629,7 @@ def _describe(node: ast.AST) -> str:
         ast.Match: "`match` statement",
         ast.match_case: "`case` clause",
     }
-    if sys.version_info >= (3, 11):
-        names[ast.TryStar] = "`try` statement"
+    names[ast.TryStar] = "`try` statement"
     return names.get(type(node), type(node).__name__)
 
 
@@ -556,7 +650,9 @@ def _bound_names(stmts: list[ast.stmt]) -> tuple[set[str], bool]:
         if isinstance(node, _DEFS):
             names.add(node.name)
             return
-        if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+        if isinstance(
+            node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
             return
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -683,7 +779,11 @@ class FrameStatus:
         where = f"{what} at {_display(self.filename)}:{self.line}"
         if self.state == "mapped":
             at = f"line {self.new_line} of the new code"
-            how = "`retry` and `skip` continue there" if self.skip_reason is None else "`retry` continues there"
+            how = (
+                "`retry` and `skip` continue there"
+                if self.skip_reason is None
+                else "`retry` continues there"
+            )
             if not self.paused:
                 how = "its `retry` (after `up`) continues there; otherwise it runs its old code until it returns"
             return f"{where}: {how} ({at})"
@@ -735,6 +835,9 @@ class ReloadReport:
         if not changed:
             return ["no source file changed since it was loaded"]
         for f in changed:
+            if not f.modules:
+                out.append(f"not reloaded: {_display(f.filename)}: " + "; ".join(f.notes))
+                continue
             parts = []
             if f.changed:
                 parts.append("changed " + ", ".join(f.changed))
@@ -744,7 +847,9 @@ class ReloadReport:
                 parts.append("removed " + ", ".join(f.removed))
             if f.moved and not parts:
                 parts.append(f"{len(f.moved)} function{'s' if len(f.moved) != 1 else ''} moved")
-            out.append(f"reloaded {_display(f.filename)}: " + ("; ".join(parts) or "no definition changed"))
+            out.append(
+                f"reloaded {_display(f.filename)}: " + ("; ".join(parts) or "no definition changed")
+            )
             if not f.instrumented:
                 out.append("  (the file is not instrumented: the new code has no resume points)")
             for name, reason in f.refused:
@@ -788,8 +893,26 @@ def _modules_by_file() -> dict[str, list[types.ModuleType]]:
     return out
 
 
-def _own_file(filename: str) -> bool:
-    return _norm(os.path.dirname(filename)) == _norm(os.path.dirname(__file__))
+_library_dirs: list[str] | None = None
+
+
+def _library(filename: str) -> bool:
+    """Whether a file belongs to resurrect, the standard library or installed
+    packages (never candidates for a reload without being named)."""
+    global _library_dirs
+    if _library_dirs is None:
+        import sysconfig
+
+        dirs = {os.path.dirname(__file__)}
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            path = sysconfig.get_paths().get(key)
+            if path:
+                dirs.add(path)
+        _library_dirs = sorted({_norm(d) + os.sep for d in dirs})
+    n = os.path.normcase(os.path.abspath(filename))
+    if any(n.startswith(d) for d in _library_dirs) or "site-packages" in n or "dist-packages" in n:
+        return True
+    return False
 
 
 def _instrumented_module(module: types.ModuleType) -> bool:
@@ -799,7 +922,11 @@ def _instrumented_module(module: types.ModuleType) -> bool:
     f = module.__file__
     for v in list(vars(module).values()):
         fn = _unwrap(v)
-        if isinstance(fn, types.FunctionType) and fn.__code__.co_filename == f and _core.is_instrumented(fn.__code__):
+        if (
+            isinstance(fn, types.FunctionType)
+            and fn.__code__.co_filename == f
+            and _core.is_instrumented(fn.__code__)
+        ):
             return True
         if isinstance(v, type) and v.__module__ == module.__name__:
             for m in list(vars(v).values()):
@@ -821,9 +948,13 @@ def _candidates() -> dict[str, list[types.ModuleType]]:
                 running.add(f.f_code.co_filename)
             f = f.f_back
     for filename, modules in _modules_by_file().items():
-        if _own_file(filename):
+        if _library(filename) and filename not in running:
             continue
-        if filename in _reloaded or filename in running or any(_instrumented_module(m) for m in modules):
+        if (
+            filename in _reloaded
+            or filename in running
+            or any(_instrumented_module(m) for m in modules)
+        ):
             out[filename] = modules
     return out
 
@@ -894,13 +1025,15 @@ class _Plan:
     index: dict[tuple[str, int], types.CodeType]
     instrumented: bool
     report: FileReport
-    patches: list[tuple[types.FunctionType, types.CodeType, types.CodeType]] = dataclasses.field(default_factory=list)
+    patches: list[tuple[types.FunctionType, types.CodeType, types.CodeType]] = dataclasses.field(
+        default_factory=list
+    )
     #: Per module: the statements to run (new definitions, imports, constants).
     run: list[tuple[types.ModuleType, list[ast.stmt]]] = dataclasses.field(default_factory=list)
     #: (module, top-level class node, [(real class, path of nested class names, names to add)])
-    class_adds: list[tuple[types.ModuleType, ast.ClassDef, list[tuple[type, tuple[str, ...], list[str]]]]] = (
-        dataclasses.field(default_factory=list)
-    )
+    class_adds: list[
+        tuple[types.ModuleType, ast.ClassDef, list[tuple[type, tuple[str, ...], list[str]]]]
+    ] = dataclasses.field(default_factory=list)
     class_removes: list[tuple[type, str]] = dataclasses.field(default_factory=list)
     removes: list[tuple[types.ModuleType, str]] = dataclasses.field(default_factory=list)
     defaults: list[tuple[types.FunctionType, ast.arguments, dict, dict | None]] = dataclasses.field(
@@ -920,7 +1053,9 @@ class _Plan:
     new_codes: list[types.CodeType] = dataclasses.field(default_factory=list)
     #: id of a plain code object of the new text -> its key.
     pkeys: dict[int, tuple[str, int]] = dataclasses.field(default_factory=dict)
-    new_keys: dict[int, tuple[types.CodeType, tuple[str, int]]] = dataclasses.field(default_factory=dict)
+    new_keys: dict[int, tuple[types.CodeType, tuple[str, int]]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 class _Failed(Exception):
@@ -969,6 +1104,9 @@ def reload(
     the report's ``errors`` say where."""
     with _lock:
         _adapt_engine()
+        # Syntax trees kept for mapping frames are large: they would slow the
+        # search for function objects (parsed again when needed).
+        _trees.clear()
         report = ReloadReport()
         files = _select(paths, report)
         plans: list[_Plan] = []
@@ -988,10 +1126,9 @@ def reload(
             _commit(plan)
         report.files.extend(p.report for p in plans)
         reloaded = {p.filename for p in plans}
-        report.generators = sum(
-            1 for g in generators if g[0] in reloaded and not _is_current(g[1])
-        )
+        report.generators = sum(1 for g in generators if g[0] in reloaded and not _is_current(g[1]))
         report.frames = stale_frames(failure=failure)
+        _trees.clear()
         return report
 
 
@@ -1003,7 +1140,7 @@ def _select(paths, report: ReloadReport) -> dict[str, list[types.ModuleType]]:
         out = {}
         for f, ms in files.items():
             known = _texts.get(f)
-            if known is not None:
+            if known is not None and known.verified:
                 try:
                     if _read(f) == known.text:
                         continue
@@ -1022,7 +1159,9 @@ def _select(paths, report: ReloadReport) -> dict[str, list[types.ModuleType]]:
                 out[filename] = modules
     for p, w in zip(paths, wanted, strict=True):
         if not any(_norm(f) == w or _norm(f).startswith(w.rstrip(os.sep) + os.sep) for f in out):
-            report.errors.append(ReloadError(os.fspath(p), None, "no loaded module comes from this file"))
+            report.errors.append(
+                ReloadError(os.fspath(p), None, "no loaded module comes from this file")
+            )
     if report.errors:
         raise_errors = report.errors
         report.errors = []
@@ -1033,7 +1172,9 @@ def _select(paths, report: ReloadReport) -> dict[str, list[types.ModuleType]]:
     return out
 
 
-def _scan(filenames: set[str]) -> tuple[dict[str, list[types.FunctionType]], list[tuple[str, types.CodeType]]]:
+def _scan(
+    filenames: set[str],
+) -> tuple[dict[str, list[types.FunctionType]], list[tuple[str, types.CodeType]]]:
     """Every function object whose code comes from ``filenames``, and the
     suspended generators and coroutines of those files."""
     funcs: dict[str, list[types.FunctionType]] = {}
@@ -1050,12 +1191,19 @@ def _scan(filenames: set[str]) -> tuple[dict[str, list[types.FunctionType]], lis
         if code.co_flags & _CO_OPTIMIZED and not _is_continuation(code):
             funcs.setdefault(code.co_filename, []).append(obj)
     for obj in [o for o in objects if type(o) in gtypes]:
-        if True:
-            code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
-            if code is not None and code.co_filename in filenames:
-                frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
-                if frame is not None:
-                    gens.append((code.co_filename, code))
+        code = (
+            getattr(obj, "gi_code", None)
+            or getattr(obj, "cr_code", None)
+            or getattr(obj, "ag_code", None)
+        )
+        if code is not None and code.co_filename in filenames:
+            frame = (
+                getattr(obj, "gi_frame", None)
+                or getattr(obj, "cr_frame", None)
+                or getattr(obj, "ag_frame", None)
+            )
+            if frame is not None:
+                gens.append((code.co_filename, code))
     return funcs, gens
 
 
@@ -1085,18 +1233,21 @@ def _prepare(
                 if all(c is not f.f_code for c in live):
                     live.append(f.f_code)
             f = f.f_back
-    old = _texts.get(filename) or _baseline(filename, [c for c in live if _origin(c) is None], modules)
+    old = _texts.get(filename)
+    if old is None or not old.verified:
+        old = _baseline(filename, [c for c in live if _origin(c) is None], modules)
     if old is not None and old.text == text:
         return None
     source = _Source(filename, text)
     try:
-        tree = ast.parse(text, filename)
-        plain = compile(tree, filename, "exec", dont_inherit=True)
+        plain = compile(text, filename, "exec", dont_inherit=True)
+        # Only the top-level statements whose text changed are parsed.
+        changed_stmts = _parse_changes(source, plain, old)
     except (SyntaxError, ValueError) as e:
         if isinstance(e, SyntaxError):
             raise _Failed(_syntax_error(filename, e)) from None
         raise _Failed(ReloadError(filename, None, f"cannot compile: {e}")) from None
-    source._tree = tree
+    tree = ast.Module(body=changed_stmts, type_ignores=[])
     instrumented = any(_instrumented_module(m) for m in modules) or any(
         _core.is_instrumented(c) for c in live
     )
@@ -1167,7 +1318,9 @@ def _prepare(
         key = plan.keys.get(id(old_code))
         name = fn.__qualname__
         if key is None:
-            fr.refused.append((name, "several definitions have this name and the old source is unknown"))
+            fr.refused.append(
+                (name, "several definitions have this name and the old source is unknown")
+            )
             continue
         new_code = index.get(key)
         if new_code is None:
@@ -1186,9 +1339,107 @@ def _prepare(
                 fr.moved.append(label)
             else:
                 fr.changed.append(label)
+    bound = _module_names(plain)
     for m in modules:
-        _plan_module(plan, m, tree)
+        _plan_module(plan, m, tree, bound)
     return plan
+
+
+def _chunks(lines: list[str], code: types.CodeType) -> list[tuple[int, int]]:
+    """Line ranges of the top-level statements of a module (each range may
+    hold several statements; comments and blank lines go with the statement
+    above): a line at the margin where module-level code starts."""
+    starts = set()
+    for pos in code.co_positions():
+        line = pos[0]
+        if line is not None and 1 <= line <= len(lines):
+            starts.add(line)
+    first = []
+    for line in sorted(starts):
+        c = lines[line - 1][:1]
+        if c and not c.isspace() and c not in "#)]}":
+            first.append(line)
+    if not first or first[0] != 1:
+        first.insert(0, 1)
+    return [
+        (a, (first[k + 1] - 1) if k + 1 < len(first) else len(lines)) for k, a in enumerate(first)
+    ]
+
+
+def _parse_lines(source: _Source, a: int, b: int) -> list[ast.stmt]:
+    """Parse lines a..b of the source, keeping their line numbers."""
+    text = "\n" * (a - 1) + "".join(source.lines[a - 1 : b])
+    return ast.parse(text, source.filename).body
+
+
+def _parse_changes(source: _Source, code: types.CodeType, old: _Source | None) -> list[ast.stmt]:
+    """The top-level statements of ``source`` whose text is not in ``old``
+    (all of them when ``old`` has no outline per chunk); records the outline of
+    every chunk of ``source`` for the next reload."""
+    lines = source.lines
+    chunks = _chunks(lines, code) if lines else []
+    known = old.chunk_outlines if old is not None else None
+    records: list[tuple[int, int, str, _Outline, list[ast.stmt] | None]] = []
+    if known is None:
+        # No outline of the old text per chunk: parse everything at once.
+        tree = ast.parse(source.text, source.filename)
+        source.set_tree(tree)
+        body = list(tree.body)
+        for a, b in chunks:
+            stmts = [st for st in body if a <= _span(st)[0] <= b]
+            records.append((a, b, "".join(lines[a - 1 : b]), _Outline(stmts, lines), stmts))
+    else:
+        k = 0
+        pending = list(chunks)
+        while k < len(pending):
+            a, b = pending[k]
+            text = "".join(lines[a - 1 : b])
+            outline = known.get(text)
+            if outline is not None:
+                records.append((a, b, text, outline, None))
+                k += 1
+                continue
+            try:
+                stmts = _parse_lines(source, a, b)
+            except SyntaxError:
+                # A statement cut in two (a line of it at the margin): join.
+                if k + 1 < len(pending):
+                    pending[k : k + 2] = [(a, pending[k + 1][1])]
+                elif records:
+                    pa, _pb, _t, _o, _s = records.pop()
+                    pending[k] = (pa, b)
+                else:
+                    raise
+                continue
+            records.append((a, b, text, _Outline(stmts, lines), stmts))
+            k += 1
+    source.chunk_outlines = {text: outline for _a, _b, text, outline, _s in records}
+    source._outline = _Outline.merge([outline for _a, _b, _t, outline, _s in records])
+    return [st for *_rest, stmts in records if stmts is not None for st in stmts]
+
+
+def _module_names(code: types.CodeType) -> tuple[set[str], bool]:
+    """Names bound by a module's top-level statements (from its bytecode), and
+    whether one of them is a star import."""
+    names: set[str] = set()
+    star = False
+    store = {dis.opmap["STORE_NAME"], dis.opmap["STORE_GLOBAL"]}
+    extended = dis.opmap["EXTENDED_ARG"]
+    import_star = dis.opmap.get("IMPORT_STAR")
+    intrinsic = dis.opmap.get("CALL_INTRINSIC_1")
+    raw = code.co_code
+    arg = 0
+    for i in range(0, len(raw), 2):
+        op = raw[i]
+        arg = (arg << 8) | raw[i + 1] if op != 0 else 0
+        if op == extended:
+            continue
+        if op in store:
+            names.add(code.co_names[arg])
+        elif op == import_star or (op == intrinsic and arg == 2):  # INTRINSIC_IMPORT_STAR
+            star = True
+        arg = 0
+    return names, star
 
 
 _LF = dis.opmap["LOAD_FAST"]
@@ -1218,7 +1469,9 @@ def _same_plain(plain: types.CodeType, code: types.CodeType, nested: bool = True
     b = code.co_code[: len(a)]
     # Resume points leave the original instructions in place; 3.12+ turn
     # LOAD_FAST of non-arguments into LOAD_FAST_CHECK.
-    if a != b and (a[1::2] != b[1::2] or a[::2].translate(_LF_TABLE) != b[::2].translate(_LF_TABLE)):
+    if a != b and (
+        a[1::2] != b[1::2] or a[::2].translate(_LF_TABLE) != b[::2].translate(_LF_TABLE)
+    ):
         return False
     if code.co_names[: len(plain.co_names)] != plain.co_names:
         return False
@@ -1255,17 +1508,18 @@ def _incompatible(old: types.CodeType, new: types.CodeType) -> str | None:
     return None
 
 
-def _plan_module(plan: _Plan, module: types.ModuleType, tree: ast.Module) -> None:
+def _plan_module(
+    plan: _Plan, module: types.ModuleType, tree: ast.Module, names: tuple[set[str], bool]
+) -> None:
+    """What changes in a module: ``tree`` holds the top-level statements whose
+    text changed, ``names`` the names all its top-level statements bind."""
     ns = module.__dict__
     filename = plan.filename
     fr = plan.report
-    old_tree = plan.old.tree if plan.old is not None else None
-    old_lines = plan.old.lines if plan.old is not None else []
-    old_stmts = (
-        {_segment(old_lines, s) for s in old_tree.body if not isinstance(s, _DEFS)} if old_tree is not None else None
-    )
-    old_defs = {s.name: s for s in old_tree.body if isinstance(s, _DEFS)} if old_tree is not None else {}
-    bound, star = _bound_names(tree.body)
+    outline = plan.old.outline if plan.old is not None else None
+    old_stmts = outline.stmts if outline is not None else None
+    old_defs = outline.defs if outline is not None else {}
+    bound, star = names
     to_run: list[ast.stmt] = []
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -1279,11 +1533,15 @@ def _plan_module(plan: _Plan, module: types.ModuleType, tree: ast.Module) -> Non
             cur = ns.get(stmt.name)
             if isinstance(cur, type) and _ours_global(cur, stmt.name, module, filename):
                 old_node = old_defs.get(stmt.name)
-                adds = _plan_class(plan, module, cur, stmt, old_node if isinstance(old_node, ast.ClassDef) else None, ())
+                adds = _plan_class(
+                    plan, module, cur, stmt, old_node.body if old_node is not None else None, ()
+                )
                 if adds:
                     plan.class_adds.append((module, stmt, adds))
-                if old_node is not None and _decorators(old_node) != _decorators(stmt):
-                    fr.notes.append(f"the decorators of class {stmt.name} changed: they are not applied again")
+                if old_node is not None and old_node.decorators != _decorators(stmt):
+                    fr.notes.append(
+                        f"the decorators of class {stmt.name} changed: they are not applied again"
+                    )
                 continue
             to_run.append(stmt)
             fr.added.append(stmt.name)
@@ -1294,7 +1552,11 @@ def _plan_module(plan: _Plan, module: types.ModuleType, tree: ast.Module) -> Non
             if any(n not in ns for n in names):
                 to_run.append(stmt)
                 fr.added.append(f"import {', '.join(sorted(n for n in names if n not in ns))}")
-            elif old_stmts is not None and _segment(plan.source.lines, stmt) not in old_stmts and has_star:
+            elif (
+                old_stmts is not None
+                and _segment(plan.source.lines, stmt) not in old_stmts
+                and has_star
+            ):
                 fr.not_rerun.append((stmt.lineno, _text(plan.source.lines, stmt)))
         else:
             names_ = _target_names(stmt)
@@ -1322,7 +1584,7 @@ def _plan_function_extras(
     plan: _Plan,
     value: Any,
     node: ast.FunctionDef | ast.AsyncFunctionDef,
-    old_node: ast.AST | None,
+    old_node: _DefOutline | None,
     ns: dict,
     class_ns: dict | None,
 ) -> None:
@@ -1330,17 +1592,13 @@ def _plan_function_extras(
     fn = _unwrap(value)
     if old_node is None or not isinstance(fn, types.FunctionType):
         return
-    if _decorators(old_node) != _decorators(node):
+    if old_node.decorators != _decorators(node):
         plan.report.notes.append(
             f"the decorators of {fn.__qualname__}() changed: they are not applied again "
             "(the function's code is replaced)"
         )
-    old_args = getattr(old_node, "args", None)
-    if old_args is not None:
-        before = [ast.dump(d) for d in old_args.defaults] + [ast.dump(d) if d else "" for d in old_args.kw_defaults]
-        after = [ast.dump(d) for d in node.args.defaults] + [ast.dump(d) if d else "" for d in node.args.kw_defaults]
-        if before != after:
-            plan.defaults.append((fn, node.args, ns, class_ns))
+    if old_node.defaults is not None and old_node.defaults != _defaults(node.args):
+        plan.defaults.append((fn, node.args, ns, class_ns))
     if value is not fn and callable(getattr(value, "cache_clear", None)):
         plan.cache_clears.append(value.cache_clear)
 
@@ -1350,7 +1608,7 @@ def _plan_class(
     module: types.ModuleType,
     cls: type,
     node: ast.ClassDef,
-    old_node: ast.ClassDef | None,
+    old_node: _Outline | None,
     path: tuple[str, ...],
 ) -> list[tuple[type, tuple[str, ...], list[str]]]:
     """Members to add to (and remove from) an existing class; the class itself
@@ -1359,17 +1617,21 @@ def _plan_class(
     filename = plan.filename
     adds: list[tuple[type, tuple[str, ...], list[str]]] = []
     names: list[str] = []
-    old_members = {s.name: s for s in old_node.body if isinstance(s, _DEFS)} if old_node is not None else {}
-    old_lines = plan.old.lines if plan.old is not None else []
-    old_stmts = (
-        {_segment(old_lines, s) for s in old_node.body if not isinstance(s, _DEFS)} if old_node is not None else None
-    )
+    old_members = old_node.defs if old_node is not None else {}
+    old_stmts = old_node.stmts if old_node is not None else None
     for stmt in node.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             if _ours_member(cls, stmt.name, filename):
                 value = cls.__dict__[stmt.name]
                 if not isinstance(value, property):
-                    _plan_function_extras(plan, value, stmt, old_members.get(stmt.name), module.__dict__, dict(cls.__dict__))
+                    _plan_function_extras(
+                        plan,
+                        value,
+                        stmt,
+                        old_members.get(stmt.name),
+                        module.__dict__,
+                        dict(cls.__dict__),
+                    )
                 continue
             if stmt.name in cls.__dict__ and any(
                 isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef) and s.name == stmt.name
@@ -1383,7 +1645,14 @@ def _plan_class(
             if isinstance(sub, type) and sub.__qualname__ == f"{cls.__qualname__}.{stmt.name}":
                 old_sub = old_members.get(stmt.name)
                 adds.extend(
-                    _plan_class(plan, module, sub, stmt, old_sub if isinstance(old_sub, ast.ClassDef) else None, (*path, stmt.name))
+                    _plan_class(
+                        plan,
+                        module,
+                        sub,
+                        stmt,
+                        old_sub.body if old_sub is not None else None,
+                        (*path, stmt.name),
+                    )
                 )
                 continue
             names.append(stmt.name)
@@ -1391,8 +1660,10 @@ def _plan_class(
             targets = _target_names(stmt)
             if targets and all(n not in cls.__dict__ for n in targets):
                 names.extend(targets)
-            elif old_stmts is not None and _segment(plan.source.lines, stmt) not in old_stmts and not (
-                isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+            elif (
+                old_stmts is not None
+                and _segment(plan.source.lines, stmt) not in old_stmts
+                and not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
             ):
                 fr.not_rerun.append((stmt.lineno, _text(plan.source.lines, stmt)))
     if names:
@@ -1400,13 +1671,17 @@ def _plan_class(
         defs = {s.name for s in node.body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)}
         for n in names:
             is_def = n in defs and not isinstance(cls.__dict__.get(n), property)
-            fr.added.append(f"{cls.__qualname__}.{n}" + ("()" if is_def and not _is_property(node, n) else ""))
+            fr.added.append(
+                f"{cls.__qualname__}.{n}" + ("()" if is_def and not _is_property(node, n) else "")
+            )
     bound, _ = _bound_names(node.body)
     for name in list(cls.__dict__):
         if name not in bound and not name.startswith("__") and _ours_member(cls, name, filename):
             plan.class_removes.append((cls, name))
             label = f"{cls.__qualname__}.{name}"
-            fr.removed.append(label if isinstance(cls.__dict__[name], type | property) else label + "()")
+            fr.removed.append(
+                label if isinstance(cls.__dict__[name], type | property) else label + "()"
+            )
     return adds
 
 
@@ -1415,7 +1690,10 @@ def _is_property(node: ast.ClassDef, name: str) -> bool:
         if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef) and s.name == name:
             return any(
                 (isinstance(d, ast.Name) and d.id in ("property", "cached_property"))
-                or (isinstance(d, ast.Attribute) and d.attr in ("setter", "getter", "deleter", "cached_property"))
+                or (
+                    isinstance(d, ast.Attribute)
+                    and d.attr in ("setter", "getter", "deleter", "cached_property")
+                )
                 for d in s.decorator_list
             )
     return False
@@ -1444,7 +1722,7 @@ def _execute(plan: _Plan) -> None:
             raise
         except SyntaxError as e:
             raise _Failed(_syntax_error(filename, e)) from None
-        except BaseException as e:  # noqa: BLE001  (reported; nothing changes)
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
             raise _Failed(_exception_error(filename, e, "a new definition")) from None
@@ -1460,7 +1738,7 @@ def _execute(plan: _Plan) -> None:
             exec(code, module.__dict__, scratch)
         except SyntaxError as e:
             raise _Failed(_syntax_error(filename, e)) from None
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
             raise _Failed(_exception_error(filename, e, f"the body of class {node.name}")) from None
@@ -1484,10 +1762,12 @@ def _execute(plan: _Plan) -> None:
                 for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
                 if d is not None
             } or None
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
-            raise _Failed(_exception_error(filename, e, f"a default value of {fn.__qualname__}()")) from None
+            raise _Failed(
+                _exception_error(filename, e, f"a default value of {fn.__qualname__}()")
+            ) from None
         plan.default_values.append((fn, defaults, kw))
 
 
@@ -1516,14 +1796,16 @@ def _commit(plan: _Plan) -> None:
     for fn, old_code, new_code in plan.patches:
         fn.__code__ = new_code
         _patched_from.setdefault(id(old_code), []).append(weakref.ref(fn))
-        _origins.setdefault(id(old_code), _Origin(old_code, filename, plan.old, plan.keys.get(id(old_code))))
+        _origins.setdefault(
+            id(old_code), _Origin(old_code, filename, plan.old, plan.keys.get(id(old_code)))
+        )
     for fn, defaults, kw in plan.default_values:
         fn.__defaults__ = defaults
         fn.__kwdefaults__ = kw
     for clear in plan.cache_clears:
         try:
             clear()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     for module, scratch in plan.scratch:
         module.__dict__.update(scratch)
@@ -1533,7 +1815,7 @@ def _commit(plan: _Plan) -> None:
         if set_name is not None:
             try:
                 set_name(value, cls, name)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
     for cls, name in plan.class_removes:
         try:
@@ -1605,7 +1887,7 @@ def _paused_rp(frame: types.FrameType):
             if loc.get("frame") is frame and isinstance(loc.get("rp_index"), int):
                 try:
                     return _core.resume_points(frame.f_code)[loc["rp_index"]]
-                except (IndexError, Exception):  # noqa: BLE001
+                except (IndexError, Exception):
                     return None
         f = f.f_back
     return None
@@ -1652,7 +1934,9 @@ def stale_frames(failure: engine.Failure | None = None) -> list[FrameStatus]:
     return out
 
 
-def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None = None) -> FrameStatus:
+def frame_status(
+    frame: types.FrameType, rp: Any = None, *, thread: str | None = None
+) -> FrameStatus:
     """Whether ``frame`` runs code from before a reload, and where its
     statement is in the new code. ``rp``: the resume point the frame is
     paused at (default: the one of its current instruction)."""
@@ -1662,7 +1946,7 @@ def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None =
     if rp is None:
         try:
             rp = _core.resume_point_at(code, frame.f_lasti)
-        except Exception:  # noqa: BLE001
+        except Exception:
             rp = None
     line = rp.line if rp is not None and rp.line else frame.f_lineno
     st = FrameStatus(
@@ -1702,7 +1986,9 @@ def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None =
         st.state = "moved"
         return st
     if code.co_flags & _GENERATOR_FLAGS:
-        return unmapped("a generator or coroutine cannot switch to new code (new calls run the new code)")
+        return unmapped(
+            "a generator or coroutine cannot switch to new code (new calls run the new code)"
+        )
     if not _core.is_instrumented(code):
         return unmapped(f"{name} has no resume points (its file is not instrumented)")
     if rp is None:
@@ -1746,7 +2032,14 @@ def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None =
     def candidates(rps, node):
         lo, hi = _own_lines(node)
         return sorted(
-            (r for r in rps if r.kind == rp.kind and list(r.base) == list(rp.base) and r.line and lo <= r.line <= hi),
+            (
+                r
+                for r in rps
+                if r.kind == rp.kind
+                and list(r.base) == list(rp.base)
+                and r.line
+                and lo <= r.line <= hi
+            ),
             key=lambda r: r.start,
         )
 
@@ -1782,7 +2075,9 @@ def frame_status(frame: types.FrameType, rp: Any = None, *, thread: str | None =
     return st
 
 
-def _instrument_current(filename: str, key: tuple[str, int], plain: types.CodeType) -> types.CodeType:
+def _instrument_current(
+    filename: str, key: tuple[str, int], plain: types.CodeType
+) -> types.CodeType:
     """Resume points for new code no function held at the reload (a module
     body), made when a frame is to continue in it."""
     code = _core.instrument(plain) if filename in _instrumented_files else plain
@@ -1839,7 +2134,9 @@ def continue_in_new_code(
     assert start is not None and st.new_code is not None
     base = _core.frame_stack(frame, st.old_rp.start)
     if base is None or len(base) != len(st.old_rp.base):
-        raise RestartRefused("the frame's loops and `with` blocks cannot be read (not on this thread's stack)")
+        raise RestartRefused(
+            "the frame's loops and `with` blocks cannot be read (not on this thread's stack)"
+        )
     closure = _closure_for(frame, st.new_code)
     if closure is False:
         raise RestartRefused("the closure this frame runs in cannot be found")
@@ -1901,7 +2198,11 @@ def _run_continuation(
     with _lock:
         no = _origin(new_code)
         _origins[id(cont)] = _Origin(
-            cont, new_code.co_filename, no.source if no else None, no.key if no else None, base=new_code
+            cont,
+            new_code.co_filename,
+            no.source if no else None,
+            no.key if no else None,
+            base=new_code,
         )
     outer = values[excs[0]] if excs else None
 
@@ -1925,7 +2226,7 @@ def _run_continuation(
         _set_handled(handled)
 
 
-def _closure_for(frame: types.FrameType, new_code: types.CodeType) -> tuple | None | bool:
+def _closure_for(frame: types.FrameType, new_code: types.CodeType) -> tuple | bool | None:
     """The closure the frame's function has (its free variables are the
     frame's); False when it cannot be found."""
     if not new_code.co_freevars:
@@ -1991,7 +2292,13 @@ def _unbound_reads(code: types.CodeType, start: int, bound: set[str]) -> list[st
     at = {ins.offset: n for n, ins in enumerate(instrs)}
     entries = dis.Bytecode(code).exception_entries
     stop = {"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"}
-    always = {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"}
+    always = {
+        "JUMP_FORWARD",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "JUMP",
+        "JUMP_NO_INTERRUPT",
+    }
     state: dict[int, frozenset[str]] = {}
     work = [(at.get(start, 0), frozenset(unchecked))]
     found: set[str] = set()
@@ -2078,7 +2385,9 @@ class _EngineHook:
         return None
 
     def translate(self, frame: types.FrameType, st: engine.Statement, d: Decision) -> Decision:
-        if d.action not in (Action.RETRY, Action.SKIP, Action.USE_VALUE) or _is_current(frame.f_code):
+        if d.action not in (Action.RETRY, Action.SKIP, Action.USE_VALUE) or _is_current(
+            frame.f_code
+        ):
             return d
         with _lock:
             status = frame_status(frame, st.rp)
@@ -2086,8 +2395,10 @@ class _EngineHook:
             return d
         if d.action is Action.USE_VALUE:
             node = st.node
-            if st.rp.kind == "loop" or isinstance(node, ast.Return) or not isinstance(
-                node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Expr
+            if (
+                st.rp.kind == "loop"
+                or isinstance(node, ast.Return)
+                or not isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Expr)
             ):
                 return d
             decision = continue_in_new_code(frame, Action.SKIP, rp=st.rp)
@@ -2097,7 +2408,9 @@ class _EngineHook:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in targets:
                     _frames.run_in_frame(
-                        frame, ast.unparse(t) + " = __resurrect_use_value__", extra={"__resurrect_use_value__": d.value}
+                        frame,
+                        ast.unparse(t) + " = __resurrect_use_value__",
+                        extra={"__resurrect_use_value__": d.value},
                     )
             return decision
         return continue_in_new_code(frame, d.action, rp=st.rp)
@@ -2210,7 +2523,9 @@ def _cmd_edit(prompt: Any, arg: str) -> None:
     FILE:LINE), then reload."""
     arg = arg.strip()
     if arg:
-        path, _, line_s = arg.rpartition(":") if ":" in arg and arg.rsplit(":", 1)[1].isdigit() else (arg, "", "")
+        path, _, line_s = (
+            arg.rpartition(":") if ":" in arg and arg.rsplit(":", 1)[1].isdigit() else (arg, "", "")
+        )
         line = int(line_s) if line_s else 1
     else:
         frame = prompt.frame
@@ -2247,7 +2562,7 @@ def install(prompt_commands: bool = True) -> None:
             prompt.extensions.setdefault("edit", _cmd_edit)
         for filename in _candidates():
             if filename not in _texts:
-                remember(filename)
+                remember(filename, verified=False)
 
 
 # ---------------------------------------------------------------------------
@@ -2274,7 +2589,7 @@ class Watcher:
         for f in self._files():
             self._stats[f] = _stat(f)
             if f not in _texts:
-                remember(f)
+                remember(f, verified=False)
 
     def _files(self) -> list[str]:
         if self.paths is None:
@@ -2295,7 +2610,7 @@ class Watcher:
             if f not in self._stats:
                 self._stats[f] = st
                 if f not in _texts:
-                    remember(f)
+                    remember(f, verified=False)
                 continue
             if st != self._stats[f]:
                 changed.append(f)
@@ -2308,7 +2623,7 @@ class Watcher:
         self.reports.append(report)
         try:
             self.on_reload(report)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         return report
 
@@ -2316,7 +2631,7 @@ class Watcher:
         while not self._stop.wait(self.interval):
             try:
                 self.check()
-            except Exception as e:  # noqa: BLE001  (the watcher never dies)
+            except Exception as e:
                 _print(f"resurrect: watching the source files failed: {type(e).__name__}: {e}")
 
     def start(self) -> Watcher:

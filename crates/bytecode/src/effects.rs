@@ -89,7 +89,9 @@ pub fn effect(ver: Version, ins: &Instr, edge: Edge) -> Option<(u32, u32)> {
         CleanupThrow => (3, 2),
         UnpackSequence => (1, a),
         UnpackEx => (1, (a & 0xff) + (a >> 8) + 1),
-        BuildTuple | BuildList | BuildSet | BuildString | BuildSlice => (a, 1),
+        BuildTuple | BuildList | BuildSet | BuildString => (a, 1),
+        // `BUILD_SLICE 3` takes a step too; the compiler emits only 2 and 3.
+        BuildSlice => (if a == 3 { 3 } else { 2 }, 1),
         BuildMap => (2 * a, 1),
         BuildConstKeyMap => (a + 1, 1),
         ListAppend | SetAdd | ListExtend | SetUpdate | DictUpdate | DictMerge => (1, 0),
