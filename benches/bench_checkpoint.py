@@ -61,6 +61,7 @@ PROGRAM = textwrap.dedent(
 
     def plain_dump(arrays, fsync):
         path = os.path.join(WORKDIR, "plain.pkl")
+        os.sync()  # every measurement starts without dirty pages to write back
         t = time.perf_counter()
         with open(path, "wb") as f:
             pickle.dump(arrays, f, protocol=5)
@@ -78,6 +79,7 @@ PROGRAM = textwrap.dedent(
         for r in range(reps):
             plain = plain_dump(arrays, False)
             synced = plain_dump(arrays, True)
+            os.sync()
             t = time.perf_counter()
             path = checkpoint(os.path.join(WORKDIR, f"bench{r}.ckpt"))
             print("AFTER", time.time(), flush=True)

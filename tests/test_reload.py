@@ -773,7 +773,7 @@ def test_a_deleted_function_is_refused(project, policy):
     assert "was removed from" in reasons[0]
 
 
-def test_outer_frames_are_reported_and_keep_their_old_code(project, policy):
+def test_outer_frames_switch_at_the_next_iteration_of_their_loop(project, policy):
     m = project.module(
         """
         def inner(x):
@@ -783,24 +783,35 @@ def test_outer_frames_are_reported_and_keep_their_old_code(project, policy):
             out = []
             for v in values:
                 out.append(inner(v))
-            out.append("outer-old")
+                out.append("old")
+            out.append("end")
             return out
+
+        def top():
+            return outer([1, 0, 3])
         """
     )
     frames = []
 
     def decide(failure):
         project.replace(m, "return 10 // x", "return 10 // (x or 5)")
-        project.replace(m, '"outer-old"', '"outer-new"')
+        project.replace(m, 'out.append("old")', 'out.append("new")')
+        project.replace(m, "return outer([1, 0, 3])", "return outer([1, 0, 3]) + ['top']")
         report = reload_ok()
-        frames.extend((s.function, s.state, s.paused) for s in report.frames)
+        frames.extend((s.function, s.state, s.paused, s.switches) for s in report.frames)
         return Decision(Action.RETRY)
 
     policy.decide = decide
-    # The paused `inner` continues in the new code; `outer` keeps its old code.
-    assert m.outer([1, 0]) == [10, 2, "outer-old"]
-    assert frames == [("outer", "mapped", False), ("inner", "mapped", True)]
-    assert m.outer([0]) == [2, "outer-new"]
+    # `inner` retries in the new code; `outer` finishes its current iteration in
+    # its old code, then switches at the loop; `top` has no loop: it keeps its
+    # old code until it returns.
+    assert m.top() == [10, "old", 2, "old", 3, "new", "end"]
+    assert frames == [
+        ("top", "mapped", False, False),
+        ("outer", "mapped", False, True),
+        ("inner", "mapped", True, False),
+    ]
+    assert m.top() == [10, "new", 2, "new", 3, "new", "end", "top"]
 
 
 def test_an_outer_frame_switches_when_a_restart_unwinds_to_it(project, policy):
@@ -886,3 +897,200 @@ def test_the_watcher_reloads_a_changed_file(project):
     report = w.check()
     assert report is not None and report.ok and m.f() == 2
     assert reports == [report]
+
+
+def test_from_import_in_another_module_sees_the_new_code(project):
+    helper = project.module(
+        """
+        def scale(x):
+            return x * 2
+        """,
+        name="helper_mod",
+    )
+    user = project.module(
+        """
+        from helper_mod import scale
+
+        def use(x):
+            return scale(x) + 1
+        """,
+        name="user_mod",
+    )
+    assert user.use(5) == 11
+    project.replace(helper, "return x * 2", "return x * 3")
+    reload_ok()
+    assert user.use(5) == 16 and user.scale is helper.scale
+
+
+def test_two_files_with_one_syntax_error_change_nothing(project):
+    a = project.module("def f():\n    return 'a'\n", name="file_a")
+    b = project.module("def g():\n    return 'b'\n", name="file_b")
+    project.replace(a, "'a'", "'A'")
+    project.replace(b, "return 'b'", "return ('b'")
+    report = rl.reload()
+    assert not report.ok and report.errors[0].filename == b.__file__
+    assert a.f() == "a" and b.g() == "b"
+    project.replace(b, "return ('b'", "return 'B'")
+    reload_ok()
+    assert a.f() == "A" and b.g() == "B"
+
+
+def test_a_paused_closure_continues_with_its_own_cells(project, policy):
+    m = project.module(
+        """
+        def make(step):
+            count = 0
+
+            def bump(x):
+                nonlocal count
+                count += step
+                return 100 // x + count
+
+            return bump
+        """
+    )
+    bump = m.make(10)
+    assert bump(1) == 110
+    policy.decide = fix_and_retry(
+        project, m, "return 100 // x + count", "return (100 // x if x else -1) + count"
+    )
+    assert bump(0) == 19  # the restored frame shares the closure's cells
+    assert bump(1) == 130
+
+
+def test_a_paused_method_using_super_continues(project, policy):
+    m = project.module(
+        """
+        class Base:
+            def describe(self, n):
+                return f"base {n}"
+
+        class Child(Base):
+            def describe(self, n):
+                prefix = super().describe(n)
+                return prefix + " / " + str(10 // n)
+        """
+    )
+    c = m.Child()
+    policy.decide = fix_and_retry(project, m, "str(10 // n)", "str(10 // n if n else 'zero')")
+    assert c.describe(0) == "base 0 / zero"
+
+
+def test_a_paused_generator_is_refused(project, policy):
+    m = project.module(
+        """
+        def gen(items):
+            for x in items:
+                yield 10 // x
+        """
+    )
+    reasons = []
+
+    def decide(failure):
+        project.replace(m, "yield 10 // x", "yield 10 // (x or 1)")
+        reload_ok()
+        with pytest.raises(engine.RestartRefused) as info:
+            rl.continue_in_new_code(failure)
+        reasons.append(str(info.value))
+        return Decision(Action.SKIP)
+
+    policy.decide = decide
+    assert list(m.gen([1, 0, 2])) == [10, 5]  # skipped in the old code
+    assert "a generator or coroutine cannot switch to new code" in reasons[0]
+    assert list(m.gen([0])) == [10]  # a new generator runs the new code
+
+
+def test_a_paused_frame_in_a_helper_module_edited_elsewhere(project, policy):
+    """Editing another module than the paused one: the paused function's code
+    did not change, a plain retry calls the new helper."""
+    helper = project.module("def parse(s):\n    return int(s)\n", name="helper_parse")
+    user = project.module(
+        """
+        from helper_parse import parse
+
+        def total(items):
+            out = 0
+            for s in items:
+                out += parse(s)
+            return out
+        """,
+        name="user_parse",
+    )
+
+    def decide(failure):
+        project.replace(helper, "return int(s)", "return int(float(s))")
+        report = reload_ok()
+        assert [s.function for s in report.frames] == ["parse"]
+        return Decision(Action.RETRY)
+
+    policy.decide = decide
+    assert user.total(["1", "2.5", "3"]) == 6
+
+
+def test_a_changed_loop_header_keeps_the_old_iterator(project, policy):
+    m = project.module(
+        """
+        def f(items):
+            out = []
+            for x in items:
+                out.append(10 // x)
+            return out
+        """
+    )
+    notes = []
+
+    def decide(failure):
+        project.replace(m, "for x in items:", "for x in sorted(items):")
+        project.replace(m, "10 // x", "10 // (x or 1)")
+        report = reload_ok()
+        notes.extend(n for s in report.frames for n in s.notes)
+        return Decision(Action.RETRY)
+
+    policy.decide = decide
+    assert m.f([5, 0, 1, 2]) == [2, 10, 10, 5]  # the rest of the old order
+    assert notes == [
+        "the header of the `for` loop at line 4 changed: the loop goes on over its old iterator"
+    ]
+
+
+def test_a_local_the_new_code_reads_before_assigning_it(project, policy):
+    """A statement added above the paused one (not directly above it) does not
+    run: a local it would bind stays unbound. 3.13 reads pairs of locals without
+    an unbound check, so the hand-over is refused until the local is assigned;
+    earlier versions raise UnboundLocalError in the new code."""
+    m = project.module(
+        """
+        def f(x):
+            z = 0
+            total = 10 // x
+            return total + z
+        """
+    )
+    refusals = []
+
+    def decide(failure):
+        if len(policy.calls) == 1:
+            project.edit(
+                m,
+                """
+                def f(x):
+                    y = 1
+                    z = 0
+                    total = 10 // (x + y)
+                    return total + z
+                """,
+            )
+            reload_ok()
+            try:
+                rl.continue_in_new_code(failure)
+            except engine.RestartRefused as e:
+                refusals.append(str(e))
+        _set(failure.frame, "y", 1)
+        return rl.continue_in_new_code(failure)
+
+    policy.decide = decide
+    assert m.f(0) == 10
+    if sys.version_info >= (3, 13):
+        assert refusals == [
+            "the new code would read `y` before assigning it (assign it at the prompt first)"
+        ]

@@ -220,34 +220,43 @@ def test_a_frame_without_a_sound_mapping_is_refused_with_the_reason(tmp_path):
 
 
 def test_watch_changes_a_long_loop_from_the_next_iteration_on(tmp_path):
-    """`reload.watch()` in the running program (what `run --watch` does): the
-    loop calls `work`, edited while it runs; the next iterations use the new
-    code."""
+    """`resurrect run --watch` (or `reload.watch()` in the program): the
+    loop calls `work`, and both `work` and the loop's own body are edited while
+    it runs. The next calls of `work` run the new code; the loop's frame
+    switches to the new code at its next iteration (3.12+: from the watching
+    thread; 3.11 cannot reach another thread's frame, so the loop keeps its
+    old body until `main` returns)."""
     program = tmp_path / "reload_watch.py"
     shutil.copy(PROGRAMS / "reload_watch.py", program)
-    launch = (
-        "import sys; from resurrect import reload; reload.install(); "
-        "reload.watch(interval=0.05); from resurrect.cli import main; sys.exit(main())"
-    )
-    env = child_env()
+    if _cli_connects_reload():
+        command = [sys.executable, "-m", "resurrect", "run", "--watch"]
+    else:
+        launch = (
+            "import sys; from resurrect import reload; reload.install(); "
+            "reload.watch(interval=0.05); from resurrect.cli import main; sys.exit(main())"
+        )
+        command = [sys.executable, "-c", launch, "run"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", launch, "run", "--on-error", "raise", "reload_watch.py", "120"],
+        [*command, "--on-error", "raise", "reload_watch.py", "120"],
         cwd=tmp_path,
-        env=env,
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+    edited_at = 5
     try:
         assert proc.stdout is not None
         lines = []
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
-            if len(lines) == 5:
+            if len(lines) == edited_at:
                 time.sleep(0.2)  # the watcher has seen the file
-                edit(program, "return i * 2  # @work", "return i * 1000")
-                edited_at = 5
+                text = program.read_text()
+                text = text.replace("return i * 2  # @work", "return i * 1000")
+                text = text.replace('label = "step"  # @label', 'label = "STEP"')
+                program.write_text(text)
             if line.startswith("finished"):
                 break
         proc.wait(timeout=60)
@@ -256,13 +265,23 @@ def test_watch_changes_a_long_loop_from_the_next_iteration_on(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    steps = [tuple(map(int, line.split()[1:])) for line in lines if line.startswith("step")]
+    steps = [line.split() for line in lines if line.lower().startswith("step")]
     assert len(steps) == 120
-    first_new = next(i for i, (n, v) in enumerate(steps) if v == n * 1000 and n)
+    values = [(label, int(n), int(v)) for label, n, v in steps]
+    first_new = next(k for k, (_, n, v) in enumerate(values) if n and v == n * 1000)
     assert first_new >= edited_at
-    assert all(v == n * 2 for n, v in steps[:edited_at])
-    assert all(v == n * 1000 for n, v in steps[first_new:])  # from the next iteration on
-    assert "resurrect: reloaded reload_watch.py: changed work()" in err
+    assert all(v == n * 2 for _, n, v in values[:first_new])
+    assert all(v == n * 1000 for _, n, v in values[first_new:])  # from the next call on
+    assert "resurrect: reloaded reload_watch.py: changed work(), main()" in err
+    labels = [label for label, _, _ in values]
+    if sys.version_info >= (3, 12):
+        first_upper = labels.index("STEP")
+        assert set(labels[:first_upper]) == {"step"} and set(labels[first_upper:]) == {"STEP"}
+        assert first_upper <= first_new + 1  # the loop switched at its next iteration
+        assert "resurrect: main() continues in the new code (at the loop of line" in err
+    else:
+        assert set(labels) == {"step"}
+        assert "main() at reload_watch.py:" in err and "runs its old code until it returns" in err
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")

@@ -104,7 +104,10 @@ def _instrumentation() -> dict[str, Any]:
         if isinstance(finder, instrument.InstrumentingFinder):
             selection = getattr(finder, "selection", None)
             if selection is not None:
-                return {"globs": list(selection.globs), "default_dirs": list(selection.default_dirs)}
+                return {
+                    "globs": list(selection.globs),
+                    "default_dirs": list(selection.default_dirs),
+                }
             return {"globs": list(finder.globs), "default_dirs": []}
     return {"globs": [], "default_dirs": []}
 
@@ -122,7 +125,16 @@ def _instrumented_modules() -> list[tuple[str, types.ModuleType]]:
 
 
 _MODULE_SKIP = frozenset(
-    ("__name__", "__file__", "__loader__", "__spec__", "__builtins__", "__cached__", "__package__", "__path__")
+    (
+        "__name__",
+        "__file__",
+        "__loader__",
+        "__spec__",
+        "__builtins__",
+        "__cached__",
+        "__package__",
+        "__path__",
+    )
 )
 
 
@@ -132,7 +144,11 @@ def _module_state(module: types.ModuleType) -> dict[str, Any]:
 
 def _default_path(kind: str) -> str:
     program = _program()
-    stem = program["module"] or os.path.splitext(os.path.basename(program["main_file"]))[0] or "program"
+    stem = (
+        program["module"]
+        or os.path.splitext(os.path.basename(program["main_file"]))[0]
+        or "program"
+    )
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     name = f"{stem}-{now}-{os.getpid()}{_format.SUFFIX}"
     return os.path.join(settings.directory, name)
@@ -146,7 +162,14 @@ def _display(path: str) -> str:
 _periodic: list[str] = []
 
 
-def save(frame: types.FrameType, rp: Any, handled: BaseException | None, reason: str, path: str | None = None, kind: str = "api") -> str:
+def save(
+    frame: types.FrameType,
+    rp: Any,
+    handled: BaseException | None,
+    reason: str,
+    path: str | None = None,
+    kind: str = "api",
+) -> str:
     """Write a checkpoint of the stack from ``frame`` (stopped at resume point
     ``rp``; ``None`` when it is calling into resurrect) out to ``__main__``.
     Returns the path; raises :class:`CheckpointError` with the reason."""
@@ -178,7 +201,14 @@ def save(frame: types.FrameType, rp: Any, handled: BaseException | None, reason:
         stream, blobs, files = _pickle_mod.dump(root, index)
     except CheckpointError:
         raise
-    except (_pickle_mod.Unsaveable, pickle.PicklingError, TypeError, AttributeError, ValueError, OSError) as e:
+    except (
+        _pickle_mod.Unsaveable,
+        pickle.PicklingError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        OSError,
+    ) as e:
         items = list(_frames_mod.pickle_items(states))
         items += [(f"global `{k}` of __main__", k, v) for k, v in root["main"].items()]
         for name, state in root["modules"].items():
@@ -205,10 +235,17 @@ def save(frame: types.FrameType, rp: Any, handled: BaseException | None, reason:
                 "function": inner.code.qualname if inner.code.path else "<module>",
                 "statement": inner.text,
             },
-            "frames": [[fs.code.file, fs.rp_line, fs.code.qualname if fs.code.path else "<module>"] for fs in states],
+            "frames": [
+                [fs.code.file, fs.rp_line, fs.code.qualname if fs.code.path else "<module>"]
+                for fs in states
+            ],
             "sources": {p: t.sha256 for p, t in index.trees.items()},
             "source_texts": {p: t.text for p, t in index.trees.items()},
-            "modules": [[name, os.path.abspath(m.__file__)] for name, m in modules if getattr(m, "__file__", None)],
+            "modules": [
+                [name, os.path.abspath(m.__file__)]
+                for name, m in modules
+                if getattr(m, "__file__", None)
+            ],
             "instrument": _instrumentation(),
             "settings": {
                 "directory": os.path.abspath(settings.directory),
@@ -391,7 +428,9 @@ _failed_reasons: set[str] = set()
 
 def _on_signal(signum: int, frame: types.FrameType | None) -> None:
     name = signal.Signals(signum).name
-    _request(_Request(f"signal {name}", "signal", signum if signum == signal.SIGTERM else None), frame)
+    _request(
+        _Request(f"signal {name}", "signal", signum if signum == signal.SIGTERM else None), frame
+    )
 
 
 def _on_timer(signum: int, frame: types.FrameType | None) -> None:
@@ -476,7 +515,9 @@ def _attempt(frame: types.FrameType) -> None:
     try:
         path = save(frame, rp, handled, reason, kind=kind)
     except Exception as e:
-        what = str(e) if isinstance(e, CheckpointError) else f"internal error: {type(e).__name__}: {e}"
+        what = (
+            str(e) if isinstance(e, CheckpointError) else f"internal error: {type(e).__name__}: {e}"
+        )
         message = f"resurrect: cannot checkpoint ({reason}): {what}"
         if exit_signal is not None or message not in _failed_reasons:
             _failed_reasons.add(message)
@@ -488,7 +529,9 @@ def _attempt(frame: types.FrameType) -> None:
     if exit_signal is None and late:
         exit_signal = late[0].exit_signal
     if path is not None and (exit_signal is not None or kind == "signal"):
-        _write_err(f"resurrect: checkpoint written ({reason}); resume with: resurrect resume {_display(path)}")
+        _write_err(
+            f"resurrect: checkpoint written ({reason}); resume with: resurrect resume {_display(path)}"
+        )
     if exit_signal is not None:
         _terminate(exit_signal)
     if _requests:
@@ -505,7 +548,9 @@ def _still_waiting(reason: str) -> None:
     if pending:
         for r in pending:
             r.reported = True
-        _write_err(f"resurrect: waiting to checkpoint ({pending[0].reason}) at a statement where the stack can be saved: {reason}")
+        _write_err(
+            f"resurrect: waiting to checkpoint ({pending[0].reason}) at a statement where the stack can be saved: {reason}"
+        )
 
 
 def _terminate(signum: int) -> None:
@@ -553,7 +598,9 @@ def parse_signal(name: str) -> int:
         raise ValueError(f"unknown signal {name!r}") from None
 
 
-def install(checkpoint_dir: str | None = None, on: list[str | int] | tuple = (), every: float | None = None) -> None:
+def install(
+    checkpoint_dir: str | None = None, on: list[str | int] | tuple = (), every: float | None = None
+) -> None:
     """Enable checkpoints in this process before the program starts:
     ``--checkpoint-dir``, ``--checkpoint-on`` (signal names or numbers) and
     ``--checkpoint-every`` (seconds). ``--on-error checkpoint`` needs nothing
@@ -580,7 +627,10 @@ def install(checkpoint_dir: str | None = None, on: list[str | int] | tuple = (),
             _timer_signal = _pick_timer_signal()
             signal.signal(_timer_signal, _on_timer)
             _timer_thread = threading.Thread(
-                target=_timer_loop, args=(settings.every, _timer_signal), name="resurrect-every", daemon=True
+                target=_timer_loop,
+                args=(settings.every, _timer_signal),
+                name="resurrect-every",
+                daemon=True,
             )
             _timer_thread.start()
 
@@ -676,7 +726,9 @@ def _parse_resume(args: list[str]) -> ResumeOptions | None:
             elif option == "--on-error":
                 o.on_error = value(option, inline_value)
                 if o.on_error not in ("pause", "checkpoint", "skip", "raise"):
-                    raise _UsageError(f"--on-error must be one of pause, checkpoint, skip, raise, not {o.on_error!r}")
+                    raise _UsageError(
+                        f"--on-error must be one of pause, checkpoint, skip, raise, not {o.on_error!r}"
+                    )
             elif option == "--checkpoint-dir":
                 o.directory = value(option, inline_value)
             elif option == "--checkpoint-on":
@@ -686,7 +738,9 @@ def _parse_resume(args: list[str]) -> ResumeOptions | None:
                 try:
                     o.every = float(text)
                 except ValueError:
-                    raise _UsageError(f"--checkpoint-every needs a number of seconds, not {text!r}") from None
+                    raise _UsageError(
+                        f"--checkpoint-every needs a number of seconds, not {text!r}"
+                    ) from None
             else:
                 raise _UsageError(f"unknown option {arg!r} (see `resurrect resume --help`)")
         elif o.path is None:
@@ -799,7 +853,10 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
 
     # Where imports come from, and which get resume points: as in `run`.
     inst = h.get("instrument", {})
-    selection = cli.Selection(list(inst.get("globs", [])), list(inst.get("default_dirs", [])) or [os.path.dirname(main_file)])
+    selection = cli.Selection(
+        list(inst.get("globs", [])),
+        list(inst.get("default_dirs", [])) or [os.path.dirname(main_file)],
+    )
     if not any(isinstance(f, instrument.InstrumentingFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, cli._Finder(selection))
     on_error = o.on_error or cli._default_on_error()
@@ -827,12 +884,16 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
         for name, source in h.get("modules", []):
             module = importlib.import_module(name)
             if os.path.abspath(getattr(module, "__file__", "") or "") != source:
-                raise CheckpointError(f"module {name} now comes from {module.__file__}, not {source}")
+                raise CheckpointError(
+                    f"module {name} now comes from {module.__file__}, not {source}"
+                )
         root = _pickle_mod.load(stream, parts, kinds, resolver)
     except CheckpointError:
         raise
     except Exception as e:
-        raise CheckpointError(f"the program's state cannot be loaded: {type(e).__name__}: {e}") from None
+        raise CheckpointError(
+            f"the program's state cannot be loaded: {type(e).__name__}: {e}"
+        ) from None
     sys.argv[:] = root["argv"]
     sys.path[:] = root["path"] + [p for p in sys.path if p not in root["path"]]
     main.__dict__.update(root["main"])
@@ -845,11 +906,15 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
     levels = _frames_mod.build(states, main_code, resolver, o.skip)
     new, notes = _frames_mod.new_definitions(resolver, main_file, levels[0].rp.line or 0)
     for node in new:
-        code = compile(ast.Module(body=[node], type_ignores=[]), main_file, "exec", dont_inherit=True)
+        code = compile(
+            ast.Module(body=[node], type_ignores=[]), main_file, "exec", dont_inherit=True
+        )
         try:
             exec(_core.instrument(code), main.__dict__)
         except Exception as e:
-            raise CheckpointError(f"the new definition at line {node.lineno} of {main_file} failed: {e}") from None
+            raise CheckpointError(
+                f"the new definition at line {node.lineno} of {main_file} failed: {e}"
+            ) from None
     for note in notes + resolver.notes:
         _write_err(f"resurrect: {note}")
     _fix_code_cache()
@@ -915,7 +980,9 @@ def list_main(argv: list[str]) -> int:
         _write_err("resurrect: usage: resurrect checkpoints [DIR]")
         return 2
     if argv and argv[0] in ("-h", "--help"):
-        sys.stdout.write("usage: resurrect checkpoints [DIR]\n\nList the checkpoints in DIR (default ./.resurrect).\n")
+        sys.stdout.write(
+            "usage: resurrect checkpoints [DIR]\n\nList the checkpoints in DIR (default ./.resurrect).\n"
+        )
         return 0
     directory = argv[0] if argv else DEFAULT_DIR
     if not os.path.isdir(directory):
@@ -959,13 +1026,27 @@ def _prompt_checkpoint(prompt: Any, arg: str) -> None:
     failure = getattr(pause, "failure", None)
     try:
         if failure is not None:
-            path = save(failure.frame, failure.statement.rp, sys.exc_info()[1], "checkpoint at the prompt", arg.strip() or None, kind="prompt")
+            path = save(
+                failure.frame,
+                failure.statement.rp,
+                sys.exc_info()[1],
+                "checkpoint at the prompt",
+                arg.strip() or None,
+                kind="prompt",
+            )
         else:
             frame = pause.frame
             rp = _core.resume_point_at(frame.f_code, frame.f_lasti)
             if rp is None:
                 raise CheckpointError("the paused line has no resume point")
-            path = save(frame, rp, sys.exc_info()[1], "checkpoint at the prompt", arg.strip() or None, kind="prompt")
+            path = save(
+                frame,
+                rp,
+                sys.exc_info()[1],
+                "checkpoint at the prompt",
+                arg.strip() or None,
+                kind="prompt",
+            )
     except CheckpointError as e:
         prompt.error(f"cannot checkpoint: {e}")
         return

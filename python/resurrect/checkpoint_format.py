@@ -10,7 +10,7 @@ Layout (all integers big-endian)::
                            of the body's parts
     body                   the pickle stream, then every out-of-band buffer
                            (numpy arrays, large bytes/bytearray) in order
-    seal                   80 bytes: b"SEAL", SHA-256 of the body (32),
+    seal                   80 bytes: b"SEAL", checksum of the body (32),
                            key id (8), HMAC-SHA256 (32), b"END\\n"
 
 The HMAC covers the magic, the header and the body's digest, so it
@@ -26,8 +26,9 @@ never matched as a checkpoint), flushed, ``fsync``-ed and renamed over its
 final name, then the directory is ``fsync``-ed: a crash leaves either the
 complete file or no file under the final name.
 
-The body's digest is computed by a second thread while the first writes (both
-release the GIL on large buffers), so writing costs about what the disk costs.
+The body's checksum is a SHA-256 over the SHA-256 digests of its 8 MiB
+chunks, computed by a pool of threads while the file is written (hashing and
+writing both release the GIL), so writing costs about what the disk costs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
+import mmap
 import os
 import secrets
 import stat
@@ -113,7 +115,9 @@ def load_key(create: bool) -> bytes | None:
     os.makedirs(directory, mode=0o700, exist_ok=True)
     key = secrets.token_bytes(32)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600
+        )
     except FileExistsError:
         return _read_key(path)  # another process created it first
     try:
@@ -195,13 +199,50 @@ def _chunks(view: memoryview) -> Iterable[memoryview]:
         yield view[start : start + _CHUNK]
 
 
+def _sha256(view: memoryview) -> bytes:
+    return hashlib.sha256(view).digest()
+
+
+class _BodyDigest:
+    """The body's checksum: SHA-256 over the SHA-256 digests of its chunks
+    (each part of the body cut in ``_CHUNK``-byte chunks), so that the chunks
+    are hashed by several threads while the file is written or read."""
+
+    def __init__(self, pool: concurrent.futures.Executor):
+        self.pool = pool
+        self.parts: list[concurrent.futures.Future] = []
+
+    def add(self, view: memoryview) -> None:
+        self.parts.append(self.pool.submit(_sha256, view))
+
+    def digest(self) -> bytes:
+        h = hashlib.sha256(b"resurrect body\0")
+        for f in self.parts:
+            h.update(f.result())
+        return h.digest()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="resurrect-hash"
+    )
+
+
+#: Bytes written between two requests to start writing them back to disk, so
+#: that the final ``fsync`` does not wait for the whole file.
+_WRITEBACK = 64 << 20
+
+
 def write(path: str, header: dict[str, Any], stream: memoryview, blobs: Sequence[Blob]) -> int:
     """Write a checkpoint atomically to ``path``; returns its size in bytes."""
     key = load_key(create=True)
     assert key is not None
     views = [b.view() for b in blobs]
     header = dict(header)
-    header["body"] = {"pickle": len(stream), "blobs": [[b.kind, len(v)] for b, v in zip(blobs, views)]}
+    header["body"] = {
+        "pickle": len(stream),
+        "blobs": [[b.kind, len(v)] for b, v in zip(blobs, views)],
+    }
     head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(head) > _MAX_HEADER:
         raise CheckpointError("the checkpoint's header is too large")
@@ -209,20 +250,28 @@ def write(path: str, header: dict[str, Any], stream: memoryview, blobs: Sequence
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(
+        directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    digest = hashlib.sha256()
+    writeback = getattr(os, "posix_fadvise", None)
     try:
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resurrect-hash") as pool:
+        with _pool() as pool:
+            digest = _BodyDigest(pool)
             _write_all(fd, memoryview(signed))
+            done = flushed = len(signed)
             for view in [stream, *views]:
                 for chunk in _chunks(view):
-                    # The hash of this slice runs in the other thread while
-                    # this one writes it: both release the GIL.
-                    pending = pool.submit(digest.update, chunk)
+                    # Hashing runs in other threads while this one writes:
+                    # both release the GIL on large buffers.
+                    digest.add(chunk)
                     _write_all(fd, chunk)
-                    pending.result()
-        body_digest = digest.digest()
+                    done += len(chunk)
+                    if writeback is not None and done - flushed >= _WRITEBACK:
+                        # POSIX_FADV_DONTNEED starts the write-back of dirty pages (Linux).
+                        writeback(fd, flushed, done - flushed, os.POSIX_FADV_DONTNEED)
+                        flushed = done
+            body_digest = digest.digest()
         seal = _SEAL_HEAD + body_digest + key_id(key) + _mac(key, signed, body_digest) + _SEAL_TAIL
         _write_all(fd, memoryview(seal))
         os.fsync(fd)
@@ -282,36 +331,71 @@ class CheckpointFile:
         ``bytes``, ``bytearray`` otherwise: numpy arrays use them in place),
         after checking them against the signed digest."""
         n_pickle = int(self.header["body"]["pickle"])
-        digest = hashlib.sha256()
         parts: list[Any] = []
-        with open(self.path, "rb", buffering=0) as f, concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="resurrect-hash"
-        ) as pool:
+        with open(self.path, "rb", buffering=0) as f, _pool() as pool:
+            digest = _BodyDigest(pool)
             f.seek(self.body_offset)
-            pending: concurrent.futures.Future | None = None
             for kind, n in [("pickle", n_pickle), *self.blob_sizes]:
-                buf = bytearray(n)
-                view = memoryview(buf)
-                got = 0
-                while got < n:
-                    chunk = view[got : got + _CHUNK]
-                    k = f.readinto(chunk)
-                    if not k:
-                        raise RefusedCheckpoint(f"{self.path}: truncated (the file ended early)")
-                    if pending is not None:
-                        pending.result()
-                    pending = pool.submit(digest.update, view[got : got + k])
-                    got += k
-                if pending is not None:
-                    pending.result()
-                    pending = None
-                view.release()
-                parts.append(bytes(buf) if kind in ("pickle", "bytes") else buf)
-        if not hmac.compare_digest(digest.digest(), self.body_digest):
+                if kind in ("pickle", "bytes"):
+                    buf = _read_exactly(f, n, self.path)
+                    for chunk in _chunks(memoryview(buf)):
+                        digest.add(chunk)
+                elif kind == "buffer" and n >= _MAPPED:
+                    # Mapped copy-on-write from the file itself: no copy, no
+                    # zero-filled memory; the pages are read as they are hashed.
+                    buf = _map(f, f.tell(), n)
+                    for chunk in _chunks(buf):
+                        digest.add(chunk)
+                    f.seek(n, os.SEEK_CUR)
+                else:
+                    buf = bytearray(n)
+                    view = memoryview(buf)
+                    for chunk in _chunks(view):
+                        got = 0
+                        while got < len(chunk):
+                            k = f.readinto(chunk[got:])
+                            if not k:
+                                raise RefusedCheckpoint(
+                                    f"{self.path}: truncated (the file ended early)"
+                                )
+                            got += k
+                        digest.add(chunk)
+                parts.append(buf)
+            body_digest = digest.digest()
+        if not hmac.compare_digest(body_digest, self.body_digest):
             raise RefusedCheckpoint(
                 f"{self.path}: tampered with or damaged (its content does not match its signed checksum)"
             )
         return parts[0], parts[1:]
+
+
+def _read_exactly(f, n: int, path: str) -> bytes:
+    data = f.read(n)
+    if len(data) == n:
+        return data
+    pieces = [data]
+    got = len(data)
+    while got < n:
+        more = f.read(n - got)
+        if not more:
+            raise RefusedCheckpoint(f"{path}: truncated (the file ended early)")
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
+
+
+#: Out-of-band buffers at least this large are mapped from the file.
+_MAPPED = 1 << 20
+
+
+def _map(f, offset: int, n: int) -> memoryview:
+    """``n`` bytes of the file at ``offset``, mapped private (copy-on-write:
+    writable, and writes never reach the file). Checkpoints are never
+    changed in place (a new one is a new file renamed over the name), so the
+    mapping keeps the content that is checked."""
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    m = mmap.mmap(f.fileno(), n + (offset - start), access=mmap.ACCESS_COPY, offset=start)
+    return memoryview(m)[offset - start :]
 
 
 def _truncated(path: str, have: int, want: int | None = None) -> RefusedCheckpoint:
@@ -371,7 +455,9 @@ def open_checkpoint(path: str) -> CheckpointFile:
         raise RefusedCheckpoint(f"{path}: damaged (its seal is missing)")
     body_digest, kid, mac = seal[4:36], seal[36:44], seal[44:76]
     if not any(mac) and not any(kid):
-        raise RefusedCheckpoint(f"{path}: unsigned: resurrect only loads checkpoints signed with your key")
+        raise RefusedCheckpoint(
+            f"{path}: unsigned: resurrect only loads checkpoints signed with your key"
+        )
     key = load_key(create=False)
     if key is None:
         raise RefusedCheckpoint(

@@ -196,26 +196,83 @@ def is_main_frame(frame: types.FrameType) -> bool:
 # progress: running them again changes nothing (they neither call the
 # program's code nor change their arguments) ...
 _PURE_BUILTINS = (
-    "abs", "ascii", "bin", "bool", "callable", "chr", "complex", "divmod", "float", "format",
-    "hash", "hex", "id", "int", "isinstance", "issubclass", "len", "oct", "ord", "pow", "range",
-    "repr", "round", "slice", "str", "type",
+    "abs",
+    "ascii",
+    "bin",
+    "bool",
+    "callable",
+    "chr",
+    "complex",
+    "divmod",
+    "float",
+    "format",
+    "hash",
+    "hex",
+    "id",
+    "int",
+    "isinstance",
+    "issubclass",
+    "len",
+    "oct",
+    "ord",
+    "pow",
+    "range",
+    "repr",
+    "round",
+    "slice",
+    "str",
+    "type",
 )
 # ... and these, unless given an iterator (which they would consume again).
 _CONSUMING_BUILTINS = (
-    "all", "any", "bytes", "dict", "enumerate", "frozenset", "list", "max", "min", "reversed",
-    "set", "sorted", "sum", "tuple", "zip",
+    "all",
+    "any",
+    "bytes",
+    "dict",
+    "enumerate",
+    "frozenset",
+    "list",
+    "max",
+    "min",
+    "reversed",
+    "set",
+    "sorted",
+    "sum",
+    "tuple",
+    "zip",
 )
 _SAFE = {id(getattr(__import__("builtins"), n)): n for n in _PURE_BUILTINS + _CONSUMING_BUILTINS}
 _CONSUMERS = {id(getattr(__import__("builtins"), n)) for n in _CONSUMING_BUILTINS}
 
 _NO_EFFECT = {"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES"}
-_POP2_PUSH1 = {"BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP", "FORMAT_WITH_SPEC"}
+_POP2_PUSH1 = {
+    "BINARY_OP",
+    "BINARY_SUBSCR",
+    "COMPARE_OP",
+    "IS_OP",
+    "CONTAINS_OP",
+    "FORMAT_WITH_SPEC",
+}
 _POP1_PUSH1 = {
-    "UNARY_NEGATIVE", "UNARY_NOT", "UNARY_INVERT", "TO_BOOL", "FORMAT_SIMPLE", "CONVERT_VALUE",
-    "CALL_INTRINSIC_1", "GET_ITER",
+    "UNARY_NEGATIVE",
+    "UNARY_NOT",
+    "UNARY_INVERT",
+    "TO_BOOL",
+    "FORMAT_SIMPLE",
+    "CONVERT_VALUE",
+    "CALL_INTRINSIC_1",
+    "GET_ITER",
 }
 _BUILD_N = {"BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_STRING", "BUILD_SLICE"}
-_POP1 = {"POP_TOP", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE", "LIST_APPEND", "SET_ADD"}
+_POP1 = {
+    "POP_TOP",
+    "LIST_EXTEND",
+    "SET_UPDATE",
+    "DICT_UPDATE",
+    "DICT_MERGE",
+    "LIST_APPEND",
+    "SET_ADD",
+}
 
 _instructions: dict[int, tuple[types.CodeType, list[dis.Instruction]]] = {}
 
@@ -271,7 +328,7 @@ def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | N
         return out
 
     try:
-        for k, i in enumerate(ins[:current + 1]):
+        for k, i in enumerate(ins[: current + 1]):
             op, arg = i.opname, i.arg or 0
             if op in _NO_EFFECT or (op == "CALL" and _V == (3, 11)):
                 continue
@@ -282,7 +339,9 @@ def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | N
                 else:
                     stack.append(tok)
             elif op in ("LOAD_NAME", "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE"):
-                stack.append(("name", _value_of(frame, i) if op != "LOAD_DEREF" else _UNBOUND, i.argval))
+                stack.append(
+                    ("name", _value_of(frame, i) if op != "LOAD_DEREF" else _UNBOUND, i.argval)
+                )
             elif op == "LOAD_FAST_LOAD_FAST":
                 for n in i.argval:
                     stack.append(("name", frame.f_locals.get(n, _UNBOUND), n))
@@ -364,12 +423,18 @@ def walk_stack(frame: types.FrameType, rp: Any | None) -> list[LiveFrame]:
         origin, shift = _source.origin(code)
         name = "<module>" if code.co_name == "<module>" else f"{code.co_qualname}()"
         if code.co_name in _COMPREHENSIONS:
-            raise StackRefused(f"{name} at line {f.f_lineno} is a comprehension; it cannot be resumed")
+            raise StackRefused(
+                f"{name} at line {f.f_lineno} is a comprehension; it cannot be resumed"
+            )
         if code.co_flags & _GENERATOR_FLAGS:
-            raise StackRefused(f"{name} at line {f.f_lineno} is a generator or coroutine; its frame cannot be saved")
+            raise StackRefused(
+                f"{name} at line {f.f_lineno} is a generator or coroutine; its frame cannot be saved"
+            )
         if not _core.is_instrumented(code):
             where = f"{os.path.basename(code.co_filename)}:{f.f_lineno}"
-            raise StackRefused(f"{name} ({where}) has no resume points (its file is not instrumented)")
+            raise StackRefused(
+                f"{name} ({where}) has no resume points (its file is not instrumented)"
+            )
         if child is None and rp is not None:
             r = rp
         else:
@@ -408,7 +473,9 @@ def other_threads() -> list[str]:
     ]
 
 
-def capture(live: list[LiveFrame], handled: BaseException | None, index: _source.SourceIndex) -> list[FrameState]:
+def capture(
+    live: list[LiveFrame], handled: BaseException | None, index: _source.SourceIndex
+) -> list[FrameState]:
     """Frame states of ``live`` (outermost first). ``handled`` is the
     exception being handled where the innermost frame stopped (the innermost
     ``except`` body's), from which the ``except`` slots get their exceptions."""
@@ -488,7 +555,11 @@ def pickle_items(states: list[FrameState]):
             except ValueError:
                 pass
         for kind, value in zip(fs.base_kinds, fs.base):
-            what = {"iter": "the iterator of a `for` loop", "with_exit": "the context manager of a `with` block", "exc_info": "the exception handled by an `except` block"}.get(kind, kind)
+            what = {
+                "iter": "the iterator of a `for` loop",
+                "with_exit": "the context manager of a `with` block",
+                "exc_info": "the exception handled by an `except` block",
+            }.get(kind, kind)
             yield f"{what} around {fs.where}", "…", value
         if fs.function is not None:
             yield f"the function of {fs.where}", fs.function.__qualname__, fs.function
@@ -510,7 +581,9 @@ class Level:
     rp: Any
 
 
-def map_statement(fs: FrameState, code: types.CodeType, resolver: _source.Resolver, innermost: bool) -> Any:
+def map_statement(
+    fs: FrameState, code: types.CodeType, resolver: _source.Resolver, innermost: bool
+) -> Any:
     """The resume point of the current ``code`` where frame state ``fs`` continues."""
     ref = fs.code
     rps = _core.resume_points(code)
@@ -554,20 +627,30 @@ def map_statement(fs: FrameState, code: types.CodeType, resolver: _source.Resolv
     if not same and (not innermost or loop):
         raise CheckpointError(
             f"{where} changed (now `{_source.text_of(new_tree, n)}`): "
-            + ("the loop it continues is not the same loop" if loop else "it is the call that re-enters the next frame")
+            + (
+                "the loop it continues is not the same loop"
+                if loop
+                else "it is the call that re-enters the next frame"
+            )
         )
     key_old = (tuple((f, i) for f, i, _ in old_steps), fs.rp_kind)
     key_new = (tuple((f, i) for f, i, _ in new_steps), fs.rp_kind)
     old_group = _source.owned_points(old_code, old_scope).get(key_old, [])
-    ordinal = next((k for k, p in enumerate(old_group) if p.start == old_rp.start), 0) if same else 0
+    ordinal = (
+        next((k for k, p in enumerate(old_group) if p.start == old_rp.start), 0) if same else 0
+    )
     new_group = _source.owned_points(code, new_scope).get(key_new, [])
     if ordinal >= len(new_group):
         raise CheckpointError(f"{where}: the edited statement has no resume point to continue at")
     rp = new_group[ordinal]
     if list(rp.base) != fs.base_kinds:
-        raise CheckpointError(f"{where}: the blocks around the edited statement do not match the saved ones")
+        raise CheckpointError(
+            f"{where}: the blocks around the edited statement do not match the saved ones"
+        )
     if not same:
-        resolver.notes.append(f"{ref.file}:{rp.line}: the edited statement `{_source.text_of(new_tree, n)}` runs in place of `{fs.text}`")
+        resolver.notes.append(
+            f"{ref.file}:{rp.line}: the edited statement `{_source.text_of(new_tree, n)}` runs in place of `{fs.text}`"
+        )
     return rp
 
 
@@ -598,7 +681,9 @@ def _check_base(fs: FrameState, rp: Any) -> list[tuple[str, Any]]:
     pairs = list(zip(fs.base_kinds, fs.base))
     for kind, value in pairs:
         if kind == "iter" and not hasattr(type(value), "__next__"):
-            raise CheckpointError(f"{fs.where}: the saved loop iterator is a {type(value).__name__}")
+            raise CheckpointError(
+                f"{fs.where}: the saved loop iterator is a {type(value).__name__}"
+            )
         if kind == "with_exit" and not callable(value):
             raise CheckpointError(f"{fs.where}: the saved `with` block has no __exit__")
         if kind not in ("iter", "with_exit", "exc_info"):
@@ -606,7 +691,9 @@ def _check_base(fs: FrameState, rp: Any) -> list[tuple[str, Any]]:
     return pairs
 
 
-def build(states: list[FrameState], main_code: types.CodeType, resolver: _source.Resolver, skip: bool) -> list[Level]:
+def build(
+    states: list[FrameState], main_code: types.CodeType, resolver: _source.Resolver, skip: bool
+) -> list[Level]:
     """Continuations for every frame state (outermost first); all checks are
     made here, before anything of the program runs."""
     levels: list[Level] = []
@@ -626,10 +713,14 @@ def build(states: list[FrameState], main_code: types.CodeType, resolver: _source
         start = rp.start
         if innermost and skip:
             if rp.skip_to is None:
-                raise CheckpointError(f"--skip: {fs.where}: this statement has no single next statement")
+                raise CheckpointError(
+                    f"--skip: {fs.where}: this statement has no single next statement"
+                )
             nxt = [p for p in _core.resume_points(code) if p.start == rp.skip_to]
             if not nxt or list(nxt[0].base) != list(rp.base):
-                raise CheckpointError(f"--skip: {fs.where}: the statement after it has no resume point")
+                raise CheckpointError(
+                    f"--skip: {fs.where}: the statement after it has no resume point"
+                )
             start = rp.skip_to
         base = _check_base(fs, rp)
         cont = _core.continuation(code, start, _restores(fs, code), base)
@@ -701,7 +792,9 @@ class Reentry:
             self._finish()
 
 
-def new_definitions(resolver: _source.Resolver, file: str, before_line: int) -> tuple[list[ast.stmt], list[str]]:
+def new_definitions(
+    resolver: _source.Resolver, file: str, before_line: int
+) -> tuple[list[ast.stmt], list[str]]:
     """Top-level ``def``/``class``/``import`` statements of the edited
     ``__main__`` that are new and come before the line it resumes at (they are
     run before resuming), and notes on other edited statements there (which
@@ -711,7 +804,11 @@ def new_definitions(resolver: _source.Resolver, file: str, before_line: int) -> 
     old = resolver.old_tree(file).ast
     new = resolver.new_tree(file).ast
     old_dumps = {_source._dump(s) for s in old.body}
-    old_names = {s.name for s in old.body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    old_names = {
+        s.name
+        for s in old.body
+        if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
     run: list[ast.stmt] = []
     notes: list[str] = []
     for s in new.body:
@@ -725,5 +822,7 @@ def new_definitions(resolver: _source.Resolver, file: str, before_line: int) -> 
         elif isinstance(s, ast.Import | ast.ImportFrom):
             run.append(s)
         else:
-            notes.append(f"{file}:{s.lineno}: edited, but it ran before the checkpoint: not run again")
+            notes.append(
+                f"{file}:{s.lineno}: edited, but it ran before the checkpoint: not run again"
+            )
     return run, notes

@@ -77,7 +77,9 @@ _resolver: _source.Resolver | None = None
 
 def _resolve_code(file, path, qualname, firstlineno, freevars):
     assert _resolver is not None
-    return _resolver.code(_source.CodeRef(file, tuple(tuple(s) for s in path), qualname, firstlineno, tuple(freevars)))
+    return _resolver.code(
+        _source.CodeRef(file, tuple(tuple(s) for s in path), qualname, firstlineno, tuple(freevars))
+    )
 
 
 def _make_function(code, globals_, name, closure):
@@ -164,7 +166,9 @@ def _reopen(info: dict[str, Any]):
     sequential = mode[0] in "wxa"
     if sequential:
         if st.st_size < info["size"]:
-            raise CheckpointError(f"{what} is shorter than it was ({st.st_size} < {info['size']} bytes)")
+            raise CheckpointError(
+                f"{what} is shorter than it was ({st.st_size} < {info['size']} bytes)"
+            )
     elif st.st_size != info["size"] or st.st_mtime_ns != info["mtime_ns"]:
         raise CheckpointError(f"{what} changed since the checkpoint")
 
@@ -197,7 +201,14 @@ def _reopen(info: dict[str, Any]):
 
 
 _STREAMS = ("stdin", "stdout", "stderr", "__stdin__", "__stdout__", "__stderr__")
-_DATACLASS_SENTINELS = ("MISSING", "KW_ONLY", "_FIELD", "_FIELD_CLASSVAR", "_FIELD_INITVAR", "_HAS_DEFAULT_FACTORY")
+_DATACLASS_SENTINELS = (
+    "MISSING",
+    "KW_ONLY",
+    "_FIELD",
+    "_FIELD_CLASSVAR",
+    "_FIELD_INITVAR",
+    "_HAS_DEFAULT_FACTORY",
+)
 
 
 def _refuse(what: str):
@@ -317,16 +328,28 @@ class StatePickler(pickle.Pickler):
             state["__dict__"] = fn.__dict__
         if getattr(fn, "__type_params__", ()):
             state["__type_params__"] = fn.__type_params__
-        return (_make_function, (fn.__code__, fn.__globals__, fn.__name__, fn.__closure__), state, None, None, _set_function_state)
+        return (
+            _make_function,
+            (fn.__code__, fn.__globals__, fn.__name__, fn.__closure__),
+            state,
+            None,
+            None,
+            _set_function_state,
+        )
 
     def _code(self, code: types.CodeType):
         ref = self.index.ref(code)
         if ref is not None:
-            return (_resolve_code, (ref.file, ref.path, ref.qualname, ref.firstlineno, ref.freevars))
+            return (
+                _resolve_code,
+                (ref.file, ref.path, ref.qualname, ref.firstlineno, ref.freevars),
+            )
         try:
             return (marshal.loads, (marshal.dumps(code),))
         except ValueError:
-            raise Unsaveable(f"the code of {code.co_qualname} has no source file and cannot be saved") from None
+            raise Unsaveable(
+                f"the code of {code.co_qualname} has no source file and cannot be saved"
+            ) from None
 
     def _cell(self, cell: types.CellType):
         try:
@@ -365,16 +388,26 @@ class StatePickler(pickle.Pickler):
 
     def _lock(self, lock):
         if lock.locked():
-            raise Unsaveable("a lock that is held cannot be saved (a resumed program could not hold it again)")
+            raise Unsaveable(
+                "a lock that is held cannot be saved (a resumed program could not hold it again)"
+            )
         return (_new_lock, ())
 
     def _rlock(self, lock):
         if repr(lock).startswith("<locked"):
-            raise Unsaveable("a reentrant lock that is held cannot be saved (a resumed program could not hold it again)")
+            raise Unsaveable(
+                "a reentrant lock that is held cannot be saved (a resumed program could not hold it again)"
+            )
         return (_new_rlock, ())
 
     def _file(self, f: io.IOBase):
-        kinds = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO)
+        kinds = (
+            io.TextIOWrapper,
+            io.BufferedReader,
+            io.BufferedWriter,
+            io.BufferedRandom,
+            io.FileIO,
+        )
         if not isinstance(f, kinds):
             return NotImplemented
         text = isinstance(f, io.TextIOWrapper)
@@ -385,11 +418,15 @@ class StatePickler(pickle.Pickler):
         if f.closed:
             return (_closed_file, (name, text))
         if not isinstance(name, str):
-            raise Unsaveable(f"an open file without a path (file descriptor {name}) cannot be reopened")
+            raise Unsaveable(
+                f"an open file without a path (file descriptor {name}) cannot be reopened"
+            )
         path = os.path.abspath(name)
         st = os.fstat(raw.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise Unsaveable(f"{path} is open but is not a regular file: it cannot be reopened where it was")
+            raise Unsaveable(
+                f"{path} is open but is not a regular file: it cannot be reopened where it was"
+            )
         if f.writable():
             f.flush()
         try:
@@ -425,7 +462,15 @@ def _class_namespace(cls: type) -> tuple[dict[str, Any], tuple | None]:
     slots = ns.get("__slots__")
     if isinstance(slots, str):
         slots = (slots,)
-    for key in ("__dict__", "__weakref__", "__module__", "__qualname__", "_abc_impl", "__slotnames__", "__slots__"):
+    for key in (
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__qualname__",
+        "_abc_impl",
+        "__slotnames__",
+        "__slots__",
+    ):
         ns.pop(key, None)
     for name in slots or ():
         ns.pop(name, None)
@@ -435,9 +480,15 @@ def _class_namespace(cls: type) -> tuple[dict[str, Any], tuple | None]:
 
 
 _HANDLERS = {
-    types.GeneratorType: _refuse(lambda g: f"a generator ({_gen_name(g)}): generators cannot be saved"),
-    types.CoroutineType: _refuse(lambda g: f"a coroutine ({_gen_name(g)}): coroutines cannot be saved"),
-    types.AsyncGeneratorType: _refuse(lambda g: f"an async generator ({_gen_name(g)}): it cannot be saved"),
+    types.GeneratorType: _refuse(
+        lambda g: f"a generator ({_gen_name(g)}): generators cannot be saved"
+    ),
+    types.CoroutineType: _refuse(
+        lambda g: f"a coroutine ({_gen_name(g)}): coroutines cannot be saved"
+    ),
+    types.AsyncGeneratorType: _refuse(
+        lambda g: f"an async generator ({_gen_name(g)}): it cannot be saved"
+    ),
     types.FrameType: _refuse("a frame object cannot be saved"),
     types.TracebackType: _refuse("a traceback object cannot be saved"),
     types.MappingProxyType: lambda self, obj: (_mappingproxy, (dict(obj),)),
@@ -447,7 +498,9 @@ _HANDLERS = {
 }
 
 
-def dump(root: Any, index: _source.SourceIndex) -> tuple[memoryview, list[Blob], list[dict[str, Any]]]:
+def dump(
+    root: Any, index: _source.SourceIndex
+) -> tuple[memoryview, list[Blob], list[dict[str, Any]]]:
     """Pickle ``root``: the stream, the out-of-band parts, the files it holds."""
     out = io.BytesIO()
     blobs: list[Blob] = []
@@ -515,7 +568,11 @@ def _parts(obj: Any) -> Iterable[tuple[str, Any]]:
         for k, v in d.items():
             yield f".{k}", v
     for cls in type(obj).__mro__:
-        for name in getattr(cls, "__slots__", ()) if not isinstance(getattr(cls, "__slots__", ()), str) else (cls.__slots__,):
+        for name in (
+            getattr(cls, "__slots__", ())
+            if not isinstance(getattr(cls, "__slots__", ()), str)
+            else (cls.__slots__,)
+        ):
             if hasattr(obj, name):
                 yield f".{name}", getattr(obj, name)
     try:

@@ -133,7 +133,11 @@ class SourceTree:
         """The path of a code object equal to ``code`` (same instructions), if any."""
         for p in self.by_key.get((code.co_qualname, code.co_firstlineno), ()):
             c = self.by_path[p]
-            if c.co_code == code.co_code and c.co_names == code.co_names and c.co_varnames == code.co_varnames:
+            if (
+                c.co_code == code.co_code
+                and c.co_names == code.co_names
+                and c.co_varnames == code.co_varnames
+            ):
                 return p
         return None
 
@@ -152,7 +156,9 @@ class SourceIndex:
                 try:
                     text = read_source(path)
                 except OSError as e:
-                    raise CheckpointError(f"the source file {path} cannot be read: {e.strerror}") from None
+                    raise CheckpointError(
+                        f"the source file {path} cannot be read: {e.strerror}"
+                    ) from None
             tree = self.trees[path] = SourceTree(path, text)
         return tree
 
@@ -182,7 +188,9 @@ class SourceIndex:
 # Resolving against the current source
 
 
-def _def_node(tree: ast.Module, code: types.CodeType | None, name: str, firstlineno: int, path: tuple):
+def _def_node(
+    tree: ast.Module, code: types.CodeType | None, name: str, firstlineno: int, path: tuple
+):
     """The AST node a code object was compiled from (``tree`` for module code)."""
     if not path:
         return tree
@@ -216,7 +224,9 @@ def signature_of(node: ast.AST) -> str:
     if isinstance(node, ast.Lambda):
         return _dump(node)
     if isinstance(node, ast.ClassDef):
-        return "|".join(_dump(b) for b in node.bases) + "|" + "|".join(_dump(k) for k in node.keywords)
+        return (
+            "|".join(_dump(b) for b in node.bases) + "|" + "|".join(_dump(k) for k in node.keywords)
+        )
     return ""
 
 
@@ -240,7 +250,9 @@ class Resolver:
             except FileNotFoundError:
                 raise CheckpointError(f"the source file {file} is missing") from None
             except OSError as e:
-                raise CheckpointError(f"the source file {file} cannot be read: {e.strerror}") from None
+                raise CheckpointError(
+                    f"the source file {file} cannot be read: {e.strerror}"
+                ) from None
             tree = self.new[file] = SourceTree(file, text)
         return tree
 
@@ -279,10 +291,18 @@ class Resolver:
         return code
 
     def old_def(self, ref: CodeRef):
-        return _def_node(self.old_tree(ref.file).ast, None, ref.path[-1][0] if ref.path else "", ref.firstlineno, ref.path)
+        return _def_node(
+            self.old_tree(ref.file).ast,
+            None,
+            ref.path[-1][0] if ref.path else "",
+            ref.firstlineno,
+            ref.path,
+        )
 
     def new_def(self, ref: CodeRef, code: types.CodeType):
-        return _def_node(self.new_tree(ref.file).ast, code, code.co_name, code.co_firstlineno, ref.path)
+        return _def_node(
+            self.new_tree(ref.file).ast, code, code.co_name, code.co_firstlineno, ref.path
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -395,7 +415,9 @@ def _align(old: list, new: list, i: int, last: bool) -> int | None:
     return None
 
 
-def follow(scope: ast.AST, steps: list[tuple[str, int, Any]], old_scope: ast.AST | None = None) -> list[tuple[str, int, ast.AST]] | None:
+def follow(
+    scope: ast.AST, steps: list[tuple[str, int, Any]], old_scope: ast.AST | None = None
+) -> list[tuple[str, int, ast.AST]] | None:
     """The steps in ``scope`` (an edited function) that correspond to
     ``steps`` in ``old_scope`` (its saved version)."""
     out = []
@@ -407,7 +429,11 @@ def follow(scope: ast.AST, steps: list[tuple[str, int, Any]], old_scope: ast.AST
             return None
         if old_node is not None:
             old_items = getattr(old_node, f, None)
-            j = _align(old_items, items, i, k == len(steps) - 1) if isinstance(old_items, list) else None
+            j = (
+                _align(old_items, items, i, k == len(steps) - 1)
+                if isinstance(old_items, list)
+                else None
+            )
         else:
             j = i if i < len(items) else None
         if j is None:

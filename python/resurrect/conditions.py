@@ -433,6 +433,11 @@ class HandlerCase(_Cluster):
         self._enter_stack(sys._getframe(1))
         return self
 
+    def __resurrect_catches__(self, exc: BaseException) -> bool:
+        """Whether this block's ``__exit__`` swallows ``exc`` (for the engine's
+        "will it be caught?")."""
+        return self._match(exc) is not None
+
     def __exit__(self, et, ev, tb) -> bool:
         self._exit_stack()
         if ev is None:
@@ -605,6 +610,10 @@ class RestartCase:
             r.frame = frame
         self._token = _push(_restart_stack, self)
         return self
+
+    def __resurrect_catches__(self, exc: BaseException) -> bool:
+        """Only its own restarts' transfers end in this block."""
+        return isinstance(exc, _InvokeRestart) and exc.restart._owner is self
 
     def __exit__(self, et, ev, tb) -> bool:
         _pop(_restart_stack, self._token, self)

@@ -353,8 +353,10 @@ def suppresses(exit_fn: Any, exc: BaseException, _depth: int = 0) -> bool:
 
 
 def _may_return_true(fn: Any) -> bool:
-    """Whether a Python ``__exit__`` can return anything but ``None``/``False``
-    (C-level exits of files, locks, … never suppress)."""
+    """Whether a Python ``__exit__`` says ``return True`` anywhere. One that
+    returns an expression (``return self.swallow``) is taken not to suppress:
+    the policy is then asked, and propagating gives the plain behaviour. C-level
+    exits (files, locks, …) never suppress."""
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
@@ -362,10 +364,13 @@ def _may_return_true(fn: Any) -> bool:
 
     prev = None
     for ins in dis.get_instructions(code):
-        if ins.opname == "RETURN_CONST" and ins.argval not in (None, False):
+        if ins.opname == "RETURN_CONST" and ins.argval is True:
             return True
-        if ins.opname == "RETURN_VALUE" and not (
-            prev is not None and prev.opname == "LOAD_CONST" and prev.argval in (None, False)
+        if (
+            ins.opname == "RETURN_VALUE"
+            and prev is not None
+            and prev.opname == "LOAD_CONST"
+            and prev.argval is True
         ):
             return True
         prev = ins

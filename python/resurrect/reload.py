@@ -36,20 +36,15 @@ from __future__ import annotations
 import ast
 import collections
 import copy
-import ctypes
 import dataclasses
-import difflib
-import dis
 import gc
 import importlib.util
 import linecache
+import opcode
 import os
-import shlex
-import subprocess
 import sys
 import threading
 import time
-import traceback
 import types
 import weakref
 from collections.abc import Callable, Iterable
@@ -549,6 +544,8 @@ def _map_statement(
         if not isinstance(nb, list) or not nb:
             what = _describe_block(oc, field)
             return _Mapped(None, None, False, f"{what} no longer exists")
+        import difflib
+
         sm = difflib.SequenceMatcher(
             None, [_sig(n) for n in ob], [_sig(n) for n in nb], autojunk=False
         )
@@ -576,6 +573,17 @@ def _map_statement(
                     f"the {what} around it was removed or changed into something else",
                 )
             notes.extend(_not_run(ops, j, nb, new_lines))
+            if tag != "equal" and isinstance(
+                ob[i], ast.For | ast.AsyncFor | ast.With | ast.AsyncWith
+            ):
+                what = (
+                    "loop goes on over its old iterator"
+                    if isinstance(ob[i], ast.For | ast.AsyncFor)
+                    else "block keeps its open context manager"
+                )
+                notes.append(
+                    f"the header of the {_describe(ob[i])} at line {nb[j].lineno} changed: the {what}"
+                )
             oc, nc = ob[i], nb[j]
             continue
         if tag == "equal":
@@ -608,10 +616,11 @@ def _not_run(ops, j: int, nb: list, lines: list[str]) -> list[str]:
     out = []
     for tag, _a1, _a2, b1, b2 in ops:
         if tag in ("insert", "replace"):
+            what = "was added" if tag == "insert" else "changed"
             for b in range(b1, min(b2, j)):
                 n = nb[b]
                 out.append(
-                    f"line {_span(n)[0]} was added above it and does not run: `{_text(lines, n)}`"
+                    f"line {_span(n)[0]} {what} above it and does not run: `{_text(lines, n)}`"
                 )
     return out
 
@@ -768,11 +777,24 @@ class FrameStatus:
     notes: list[str] = dataclasses.field(default_factory=list)
     #: Whether this frame is the one paused on an exception.
     paused: bool = False
+    #: Unmapped, and restarts continue in the old code (it can never switch:
+    #: a generator, code without resume points, an unknown old source).
+    keeps_old: bool = False
+    #: Unmapped because its function was removed from the source.
+    removed: bool = False
+    #: It will switch to the new code at the next iteration of its loop.
+    switches: bool = False
     # How to build the continuation.
     old_rp: Any = None
     new_code: types.CodeType | None = None
     retry_start: int | None = None
     skip_start: int | None = None
+
+    def refused(self) -> str:
+        """Why retry/skip cannot continue in the new code, and what can."""
+        if self.removed:
+            return f"{self.reason}; `leave` returns from it, `raise` lets the exception propagate"
+        return f"{self.reason}; `rerun` calls the new code from its first line"
 
     def describe(self) -> str:
         what = "module code" if self.function == "<module>" else f"{self.function}()"
@@ -784,11 +806,15 @@ class FrameStatus:
                 if self.skip_reason is None
                 else "`retry` continues there"
             )
-            if not self.paused:
-                how = "its `retry` (after `up`) continues there; otherwise it runs its old code until it returns"
+            if not self.paused and self.switches:
+                how = "switches to the new code at the next iteration of its loop"
+            elif not self.paused:
+                how = "runs its old code until it returns; its `retry` (after `up`) continues there"
             return f"{where}: {how} ({at})"
         if self.state == "moved":
             return f"{where}: runs its old code, equivalent to the new one (lines moved or definitions in it changed)"
+        if self.state == "unmapped" and self.keeps_old:
+            return f"{where}: keeps running its old code (restarts too): {self.reason}"
         if self.state == "unmapped":
             return f"{where}: keeps running its old code: {self.reason}"
         return f"{where}: runs the new code"
@@ -948,14 +974,13 @@ def _candidates() -> dict[str, list[types.ModuleType]]:
                 running.add(f.f_code.co_filename)
             f = f.f_back
     for filename, modules in _modules_by_file().items():
-        if _library(filename) and filename not in running:
-            continue
-        if (
-            filename in _reloaded
-            or filename in running
-            or any(_instrumented_module(m) for m in modules)
-        ):
+        loaded = any(
+            type(getattr(m, "__loader__", None)).__name__ == "_InstrumentingLoader" for m in modules
+        )
+        if loaded or filename in _reloaded or filename in running:
             out[filename] = modules
+        elif not _library(filename) and any(_instrumented_module(m) for m in modules):
+            out[filename] = modules  # `@resumable`, `install(instrument=...)`
     return out
 
 
@@ -1083,6 +1108,8 @@ def _exception_error(filename: str, e: BaseException, what: str) -> ReloadError:
         if tb.tb_frame.f_code.co_filename == filename:
             line = tb.tb_lineno
         tb = tb.tb_next
+    import traceback
+
     text = "".join(traceback.format_exception_only(type(e), e)).strip()
     source = linecache.getline(filename, line).strip() if line else ""
     return ReloadError(filename, line, f"{what} raised {text}", source)
@@ -1128,6 +1155,9 @@ def reload(
         reloaded = {p.filename for p in plans}
         report.generators = sum(1 for g in generators if g[0] in reloaded and not _is_current(g[1]))
         report.frames = stale_frames(failure=failure)
+        _switcher.prune()
+        for st in _switcher.schedule(report.frames):
+            st.switches = True
         _trees.clear()
         return report
 
@@ -1313,6 +1343,7 @@ def _prepare(
     plan.pkeys = pkeys
 
     seen_changed: set[str] = set()
+    order: dict[str, int] = {}
     for fn in functions:
         old_code = fn.__code__
         key = plan.keys.get(id(old_code))
@@ -1339,6 +1370,8 @@ def _prepare(
                 fr.moved.append(label)
             else:
                 fr.changed.append(label)
+                order[label] = new_code.co_firstlineno
+    fr.changed.sort(key=lambda label: order.get(label, 0))
     bound = _module_names(plain)
     for m in modules:
         _plan_module(plan, m, tree, bound)
@@ -1423,10 +1456,10 @@ def _module_names(code: types.CodeType) -> tuple[set[str], bool]:
     whether one of them is a star import."""
     names: set[str] = set()
     star = False
-    store = {dis.opmap["STORE_NAME"], dis.opmap["STORE_GLOBAL"]}
-    extended = dis.opmap["EXTENDED_ARG"]
-    import_star = dis.opmap.get("IMPORT_STAR")
-    intrinsic = dis.opmap.get("CALL_INTRINSIC_1")
+    store = {opcode.opmap["STORE_NAME"], opcode.opmap["STORE_GLOBAL"]}
+    extended = opcode.opmap["EXTENDED_ARG"]
+    import_star = opcode.opmap.get("IMPORT_STAR")
+    intrinsic = opcode.opmap.get("CALL_INTRINSIC_1")
     raw = code.co_code
     arg = 0
     for i in range(0, len(raw), 2):
@@ -1442,8 +1475,8 @@ def _module_names(code: types.CodeType) -> tuple[set[str], bool]:
     return names, star
 
 
-_LF = dis.opmap["LOAD_FAST"]
-_LFC = dis.opmap.get("LOAD_FAST_CHECK", _LF)
+_LF = opcode.opmap["LOAD_FAST"]
+_LFC = opcode.opmap.get("LOAD_FAST_CHECK", _LF)
 _LF_TABLE = bytes(_LF if b == _LFC else b for b in range(256))
 
 
@@ -1961,9 +1994,11 @@ def frame_status(
     if _is_current(code):
         return st
 
-    def unmapped(reason: str) -> FrameStatus:
+    def unmapped(reason: str, keeps_old: bool = False, removed: bool = False) -> FrameStatus:
         st.state = "unmapped"
         st.reason = reason
+        st.keeps_old = keeps_old
+        st.removed = removed
         return st
 
     o = _origin(code)
@@ -1976,7 +2011,7 @@ def frame_status(
         return unmapped(f"{name} cannot be matched with a function of the new source")
     new_code = _current.get(filename, {}).get(key)
     if new_code is None:
-        return unmapped(f"{name} was removed from {_display(filename)}")
+        return unmapped(f"{name} was removed from {_display(filename)}", removed=True)
     if id(new_code) not in _current_ids.get(filename, ()):
         new_code = _instrument_current(filename, key, new_code)
     st.new_code = new_code
@@ -1987,10 +2022,13 @@ def frame_status(
         return st
     if code.co_flags & _GENERATOR_FLAGS:
         return unmapped(
-            "a generator or coroutine cannot switch to new code (new calls run the new code)"
+            "a generator or coroutine cannot switch to new code (new calls run the new code)",
+            keeps_old=True,
         )
     if not _core.is_instrumented(code):
-        return unmapped(f"{name} has no resume points (its file is not instrumented)")
+        return unmapped(
+            f"{name} has no resume points (its file is not instrumented)", keeps_old=True
+        )
     if rp is None:
         return unmapped(f"no resume point at line {line}")
     if rp.leave_refusal is not None:
@@ -1998,7 +2036,11 @@ def frame_status(
     old_src = bo.source if bo is not None else None
     new_src = _texts.get(filename)
     if old_src is None or old_src.tree is None:
-        return unmapped("the source the running code was compiled from is unknown")
+        return unmapped(
+            "the source the running code was compiled from is unknown (edited before resurrect "
+            "took a copy of it)",
+            keeps_old=True,
+        )
     if new_src is None or new_src.tree is None:
         return unmapped("the new source cannot be read")
     old_def = _find_def(old_src.tree, base.co_qualname, base.co_firstlineno)
@@ -2095,12 +2137,19 @@ def _instrument_current(
 # ---------------------------------------------------------------------------
 # Continuing a frame in the new code
 
-if hasattr(ctypes, "pythonapi"):
-    _set_handled = ctypes.pythonapi.PyErr_SetHandledException
-    _set_handled.argtypes = [ctypes.py_object]
-    _set_handled.restype = None
-else:  # pragma: no cover
-    _set_handled = None
+_set_handled_exception: Any = None
+
+
+def _set_handled(exc: BaseException | None) -> None:
+    """``PyErr_SetHandledException``: the exception ``sys.exception()`` returns."""
+    global _set_handled_exception
+    if _set_handled_exception is None:
+        import ctypes
+
+        _set_handled_exception = ctypes.pythonapi.PyErr_SetHandledException
+        _set_handled_exception.argtypes = [ctypes.py_object]
+        _set_handled_exception.restype = None
+    _set_handled_exception(exc)
 
 
 def continue_in_new_code(
@@ -2127,7 +2176,7 @@ def continue_in_new_code(
     if st.state in ("current", "moved"):
         return Decision(act)
     if st.state != "mapped":
-        raise RestartRefused(f"{st.reason}; `rerun` calls the new code from its first line")
+        raise RestartRefused(st.refused())
     if act is Action.SKIP and st.skip_start is None:
         raise RestartRefused(st.skip_reason or "cannot skip in the new code")
     start = st.retry_start if act is Action.RETRY else st.skip_start
@@ -2217,7 +2266,7 @@ def _run_continuation(
         kw = {name: None for name in new_code.co_varnames[n : n + new_code.co_kwonlyargcount]}
         return fn(*([None] * n), **kw)
 
-    if not excs or _set_handled is None:
+    if not excs:
         return call()
     _set_handled(outer)
     try:
@@ -2299,6 +2348,17 @@ def _unbound_reads(code: types.CodeType, start: int, bound: set[str]) -> list[st
         "JUMP",
         "JUMP_NO_INTERRUPT",
     }
+    # The stubs appended for resume points: from there, only the program's own
+    # handler they carry (propagation) is followed; their retry jumps back to a
+    # statement start with the same locals, and a skip is the engine's concern.
+    stubs = min(
+        (
+            ins.offset
+            for ins in instrs
+            if ins.opname == "LOAD_GLOBAL" and str(ins.argval).startswith("__resurrect_")
+        ),
+        default=len(code.co_code),
+    )
     state: dict[int, frozenset[str]] = {}
     work = [(at.get(start, 0), frozenset(unchecked))]
     found: set[str] = set()
@@ -2314,6 +2374,12 @@ def _unbound_reads(code: types.CodeType, start: int, bound: set[str]) -> list[st
         ins = instrs[n]
         name = ins.opname
         varnames = code.co_varnames
+        for e in entries:
+            if e.start <= ins.offset < e.end:
+                work.append((at.get(e.target), unbound))
+                break
+        if ins.offset >= stubs:
+            continue
         if name == "LOAD_FAST_LOAD_FAST":
             for v in (varnames[ins.arg >> 4], varnames[ins.arg & 15]):
                 if v in unbound:
@@ -2328,10 +2394,6 @@ def _unbound_reads(code: types.CodeType, start: int, bound: set[str]) -> list[st
             unbound = unbound - {varnames[ins.arg >> 4], varnames[ins.arg & 15]}
         elif name in ("DELETE_FAST", "LOAD_FAST_AND_CLEAR") and ins.argval in unchecked:
             unbound = unbound | {ins.argval}
-        for e in entries:
-            if e.start <= ins.offset < e.end:
-                work.append((at.get(e.target), unbound))
-                break
         if name in stop:
             continue
         target = ins.jump_target if getattr(ins, "jump_target", None) is not None else None
@@ -2364,6 +2426,155 @@ def _statement_node(tree: ast.Module, line: int) -> ast.stmt | None:
 
 
 # ---------------------------------------------------------------------------
+# Outer frames switch at the next iteration of their loop
+
+
+class _Switcher:
+    """Frames running code from before a reload (not the paused one) continue
+    in the new code at the next iteration of a ``for`` loop around them: when
+    the loop is about to fetch its next item (a resume point whose instruction
+    is routed to its stub), an ``engine.UnwindTo`` raised there hands the frame
+    over to a continuation of the new code at the mapped loop, iterators and
+    all. 3.12+: a ``sys.monitoring`` line event on the old code (any thread);
+    3.11: the reloading thread's trace function (its own frames only)."""
+
+    TOOL_NAMES = "resurrect"
+
+    def __init__(self) -> None:
+        self.frames: dict[int, types.FrameType] = {}
+        self.tool: int | None = None
+        self.codes: dict[int, types.CodeType] = {}
+
+    def schedule(self, statuses: list[FrameStatus]) -> list[FrameStatus]:
+        """Arrange for these frames to switch; returns those that will."""
+        out = []
+        me = threading.current_thread().name
+        for st in statuses:
+            if st.state != "mapped" or st.paused or st.frame.f_code.co_flags & _GENERATOR_FLAGS:
+                continue
+            if not any(
+                r.kind == "loop" and r.covered for r in _core.resume_points(st.frame.f_code)
+            ):
+                continue
+            if sys.version_info >= (3, 12):
+                if not self._monitor(st.frame.f_code):
+                    continue
+            elif st.thread != me or not self._trace(st.frame):
+                continue
+            self.frames[id(st.frame)] = st.frame
+            out.append(st)
+        return out
+
+    def prune(self) -> None:
+        """Forget frames that finished."""
+        alive = set()
+        for top in sys._current_frames().values():
+            f: types.FrameType | None = top
+            while f is not None:
+                alive.add(id(f))
+                f = f.f_back
+        for key in [k for k in self.frames if k not in alive]:
+            self._drop(self.frames[key])
+
+    def _drop(self, frame: types.FrameType) -> None:
+        self.frames.pop(id(frame), None)
+        code = frame.f_code
+        if self.tool is not None and not any(f.f_code is code for f in self.frames.values()):
+            self.codes.pop(id(code), None)
+            try:
+                sys.monitoring.set_local_events(self.tool, code, 0)
+            except (ValueError, TypeError):
+                pass
+
+    # -- 3.12+
+
+    def _monitor(self, code: types.CodeType) -> bool:
+        mon = sys.monitoring
+        if self.tool is None:
+            for tool in (4, 3, 5):
+                if mon.get_tool(tool) is None:
+                    mon.use_tool_id(tool, self.TOOL_NAMES)
+                    mon.register_callback(tool, mon.events.LINE, self._line)
+                    self.tool = tool
+                    break
+            else:
+                return False
+        self.codes[id(code)] = code
+        mon.set_local_events(self.tool, code, mon.events.LINE)
+        return True
+
+    def _line(self, code: types.CodeType, line: int) -> Any:
+        frame = sys._getframe(1)
+        if id(frame) not in self.frames or self.frames[id(frame)] is not frame:
+            return None
+        return self._at_line(frame)
+
+    # -- 3.11
+
+    def _trace(self, frame: types.FrameType) -> bool:
+        current = sys.gettrace()
+        if current is not None and current is not _no_trace:
+            return False  # a debugger or the prompt's stepping owns tracing
+        frame.f_trace = self._local
+        frame.f_trace_lines = True
+        sys.settrace(_no_trace)
+        return True
+
+    def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "line" and id(frame) in self.frames:
+            self._at_line(frame)
+        if not self.frames and sys.gettrace() is _no_trace:
+            sys.settrace(None)
+        return self._local if id(frame) in self.frames else None
+
+    # -- both
+
+    def _at_line(self, frame: types.FrameType) -> Any:
+        code = frame.f_code
+        lasti = frame.f_lasti
+        try:
+            rp = _core.resume_point_at(code, lasti)
+        except Exception:
+            rp = None
+        if rp is None or rp.kind != "loop" or rp.start != lasti or not rp.covered:
+            return None
+        if not _is_current(code):
+            probe = engine.UnwindTo(frame, Decision(Action.PROPAGATE))
+            try:
+                chain = _core.handler_chain(frame, probe, lasti)
+            except Exception:
+                return None
+            if any(kind == "except" and detail is not False for kind, detail in chain) or any(
+                kind == "except*" for kind, _ in chain
+            ):
+                return None  # the program's own `except` would catch the hand-over
+            try:
+                with _lock:
+                    decision = continue_in_new_code(frame, Action.RETRY, rp=rp)
+            except RestartRefused:
+                decision = None
+            self._drop(frame)
+            if decision is not None and decision.action is Action.TRANSFER:
+                _print(
+                    f"resurrect: {code.co_qualname}() continues in the new code "
+                    f"(at the loop of line {rp.line})"
+                )
+                raise engine.UnwindTo(frame, decision)
+        else:
+            self._drop(frame)
+        return None
+
+
+def _no_trace(frame: types.FrameType, event: str, arg: Any) -> None:
+    """The global trace function while 3.11 frames wait to switch: traces
+    nothing new (the waiting frames have their own ``f_trace``)."""
+    return None
+
+
+_switcher = _Switcher()
+
+
+# ---------------------------------------------------------------------------
 # The engine: restarts on frames running replaced code
 
 
@@ -2376,10 +2587,10 @@ class _EngineHook:
             return None
         with _lock:
             status = frame_status(frame, st.rp)
-        if status.state in ("current", "moved"):
+        if status.state in ("current", "moved") or status.keeps_old:
             return None
         if status.state == "unmapped":
-            return f"{status.reason}; `rerun` calls the new code from its first line"
+            return status.refused()
         if action in (Action.SKIP, Action.USE_VALUE) and status.skip_reason is not None:
             return status.skip_reason
         return None
@@ -2392,6 +2603,9 @@ class _EngineHook:
         with _lock:
             status = frame_status(frame, st.rp)
         if status.state in ("current", "moved"):
+            return d
+        if status.keeps_old:
+            _print(f"resurrect: {status.describe()}")
             return d
         if d.action is Action.USE_VALUE:
             node = st.node
@@ -2450,8 +2664,9 @@ class _CodeKeyed(dict):
 
 def _adapt_engine() -> None:
     """Connect the engine: restarts on frames running replaced code continue
-    in the new code. ``engine.edits`` is the hook; until the engine has it,
-    the three functions are wrapped (see ARCHITECTURE.md, edit and continue)."""
+    in the new code. ``engine.edits`` is the hook (see :class:`_EngineHook`);
+    until the engine has it, the four functions it would consult it from are
+    wrapped here."""
     global _adapted
     if _adapted:
         return
@@ -2459,7 +2674,13 @@ def _adapt_engine() -> None:
     if hasattr(engine, "edits"):
         engine.edits = _HOOK
         return
-    # Interim: the engine has no `edits` hook yet.
+    if type(getattr(engine, "_rp_cache", None)) is dict:
+        # Continuations hold the values they restore in co_consts: they may
+        # not be hashable, and this engine looks statements up by code object.
+        keyed = _CodeKeyed()
+        for k, v in engine._rp_cache.items():
+            keyed[k] = v
+        engine._rp_cache = keyed
     orig_apply = engine._apply
     orig_refusal = engine.refusal
     orig_function_of = engine._function_of
@@ -2491,11 +2712,6 @@ def _adapt_engine() -> None:
     engine.refusal = refusal
     engine._function_of = _function_of
     engine.statement = statement
-    if type(engine._rp_cache) is dict:
-        keyed = _CodeKeyed()
-        for k, v in engine._rp_cache.items():
-            keyed[k] = v
-        engine._rp_cache = keyed
 
 
 # ---------------------------------------------------------------------------
@@ -2514,6 +2730,8 @@ def _show(prompt: Any, report: ReloadReport) -> None:
 def _cmd_reload(prompt: Any, arg: str) -> None:
     """reload [FILE...]: re-read edited source files and patch the live code."""
     failure = getattr(getattr(prompt, "pause", None), "failure", None)
+    import shlex
+
     paths = shlex.split(arg) or None
     _show(prompt, reload(paths, failure=failure))
 
@@ -2535,6 +2753,9 @@ def _cmd_edit(prompt: Any, arg: str) -> None:
         prompt.error(f"no such file: {path}")
         return
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    import shlex
+    import subprocess
+
     argv = [*shlex.split(editor), f"+{line}", path]
     console = getattr(prompt, "console", None)
     fd = getattr(console, "fd", None)
@@ -2608,9 +2829,18 @@ class Watcher:
         for f in self._files():
             st = _stat(f)
             if f not in self._stats:
+                # First seen (loaded since the last poll): compare with the
+                # text it was loaded from, if known.
                 self._stats[f] = st
-                if f not in _texts:
+                known = _texts.get(f)
+                if known is None:
                     remember(f, verified=False)
+                elif known.verified:
+                    try:
+                        if _read(f) != known.text:
+                            changed.append(f)
+                    except (OSError, SyntaxError, UnicodeDecodeError):
+                        pass
                 continue
             if st != self._stats[f]:
                 changed.append(f)

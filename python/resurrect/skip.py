@@ -130,6 +130,10 @@ class SkipRegion(conditions._Cluster):
         self._enter_stack(frame)
         return self.skipped
 
+    def __resurrect_catches__(self, exc: BaseException) -> bool:
+        """Whether this region's ``__exit__`` swallows ``exc``."""
+        return bool(self._matches(exc))
+
     def __exit__(self, et, ev, tb) -> bool:
         outer = conditions._handler_stack.get()
         self._exit_stack()
@@ -281,6 +285,11 @@ def _skip_decision(frame: types.FrameType, st: engine.Statement) -> tuple[Decisi
     for a failing ``return`` or the last statement of a function; ``(None,
     reason)`` when impossible."""
     decision, note = conditions.statement_decision(frame, st, Action.SKIP)
+    if decision is not None and decision.action is Action.SKIP and st.rp.skip_to is None:
+        # Nothing follows the statement: skipping it ends the function.
+        leave, _ = conditions.statement_decision(frame, st, Action.LEAVE, None)
+        if leave is not None:
+            return leave, "the last statement: returned None"
     if decision is None and isinstance(st.node, ast.Return):
         leave, _ = conditions.statement_decision(frame, st, Action.LEAVE, None)
         if leave is not None:

@@ -1,4 +1,5 @@
-"""A long loop that calls a function each iteration (edited while it runs)."""
+"""A long loop, edited while it runs (`--watch`): the function it calls and
+its own body."""
 
 import sys
 import time
@@ -10,7 +11,9 @@ def work(i):
 
 def main(limit):
     for i in range(limit):
-        print("step", i, work(i), flush=True)
+        value = work(i)
+        label = "step"  # @label
+        print(label, i, value, flush=True)
         time.sleep(0.05)
     print("finished", flush=True)
 
