@@ -112,7 +112,9 @@ def env(config: Path) -> dict[str, str]:
     return e
 
 
-def run_program(workdir: Path, size: int, reps: int, config: Path) -> tuple[list[dict], subprocess.CompletedProcess]:
+def run_program(
+    workdir: Path, size: int, reps: int, config: Path
+) -> tuple[list[dict], subprocess.CompletedProcess]:
     p = subprocess.run(
         command("run", "prog.py", str(size), str(reps), str(workdir)),
         cwd=workdir,
@@ -129,10 +131,18 @@ def run_program(workdir: Path, size: int, reps: int, config: Path) -> tuple[list
 def resume_time(workdir: Path, checkpoint: Path, config: Path) -> tuple[float, str]:
     """Seconds from starting `resume` to the first resumed statement."""
     start = time.time()
-    p = subprocess.run(command("resume", str(checkpoint)), cwd=workdir, env=env(config), capture_output=True, text=True)
+    p = subprocess.run(
+        command("resume", str(checkpoint)),
+        cwd=workdir,
+        env=env(config),
+        capture_output=True,
+        text=True,
+    )
     if p.returncode != 0:
         sys.exit(f"resume failed:\n{p.stderr}")
-    first = next(float(line.split()[1]) for line in p.stdout.splitlines() if line.startswith("AFTER"))
+    first = next(
+        float(line.split()[1]) for line in p.stdout.splitlines() if line.startswith("AFTER")
+    )
     end = next(line for line in p.stdout.splitlines() if line.startswith("END"))
     return first - start, end
 
@@ -141,7 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mb", type=int, default=1024, help="size of the arrays (default 1024)")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--dir", default=None, help="where files are written (default: a temporary directory on the project's disk)")
+    ap.add_argument(
+        "--dir",
+        default=None,
+        help="where files are written (default: a temporary directory on the project's disk)",
+    )
     a = ap.parse_args(argv)
     try:
         import numpy  # noqa: F401
@@ -173,8 +187,14 @@ def main(argv: list[str] | None = None) -> None:
             synced = statistics.median(r["synced"] for r in rows)
             took = statistics.median(r["checkpoint"] for r in rows)
             resume = statistics.median(resumes)
-            size_note = "" if a.size_mb >= 1024 else f"  (smaller than the 1 GB of the goal: --size-mb {a.size_mb})"
-            print(f"Python {sys.version.split()[0]}, {gb:.2f} GB of numpy arrays (8 arrays), medians of {a.reps}, on {parent}{size_note}")
+            size_note = (
+                ""
+                if a.size_mb >= 1024
+                else f"  (smaller than the 1 GB of the goal: --size-mb {a.size_mb})"
+            )
+            print(
+                f"Python {sys.version.split()[0]}, {gb:.2f} GB of numpy arrays (8 arrays), medians of {a.reps}, on {parent}{size_note}"
+            )
             print(f"  checkpoint file: {ckpt.stat().st_size / 1e9:.3f} GB")
             print("  write")
             print(f"    pickle.dump (no fsync)       {plain:7.3f} s  {gb / plain:6.2f} GB/s")

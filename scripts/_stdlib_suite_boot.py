@@ -8,8 +8,9 @@ Usage: ``python _stdlib_suite_boot.py REGRTEST-ARGS...`` with, in the environmen
 * ``RESURRECT_SUITE_SYSPATH`` (optional): a directory to append to ``sys.path``
   so that ``resurrect`` can be imported.
 
-Before anything else is imported it installs the import hook, so the target
-modules imported later (by regrtest, by the test module, by
+Before regrtest starts it calls ``resurrect.install(on_error="raise",
+instrument=GLOBS)``, which installs the import hook, so the target modules
+imported later (by regrtest, by the test module, by
 ``import_fresh_module``) are loaded through it. Target modules that are already
 loaded (``os``, ``posixpath``, ``stat`` ... are imported at start-up, ``enum``,
 ``ast``, ``dataclasses`` ... by resurrect itself) are not re-imported: a second
@@ -40,6 +41,7 @@ if os.environ.get("RESURRECT_SUITE_SYSPATH"):
 import atexit  # noqa: E402
 import gc  # noqa: E402
 import types  # noqa: E402
+import weakref  # noqa: E402
 
 import resurrect  # noqa: E402
 from resurrect import _core, engine  # noqa: E402
@@ -197,7 +199,7 @@ def live_counts() -> dict[str, list]:
 def write_report(path: str, early: list[str], patched: int, hook_error: str | None) -> None:
     import json
 
-    record_pending()
+    record_pending(final=True)
     data = {
         "globs": GLOBS,
         "hook_error": hook_error,
@@ -210,39 +212,52 @@ def write_report(path: str, early: list[str], patched: int, hook_error: str | No
         json.dump(data, f, indent=1)
 
 
-#: Modules the import hook loaded and that were not counted yet: (name, path).
-_pending: list[tuple[str, str]] = []
+#: Modules the import hook created and that were not counted yet: (weak
+#: reference to the module, source path).
+_pending: list[tuple[weakref.ref, str]] = []
 
 
-def record_pending() -> None:
-    """Count the modules loaded through the hook since the last call. (Counting
-    happens after the fact, at the next import through the hook or at exit: a
-    wrapper around ``exec_module`` would be a frame on the stack while the module
-    runs, and shift the location of warnings the module issues at import.)"""
-    while _pending:
-        name, path = _pending.pop()
-        mod = sys.modules.get(name)
-        if mod is not None and getattr(mod, "__file__", None) == path:
+def record_pending(final: bool = False) -> None:
+    """Count the modules loaded through the hook whose code has finished
+    running (all of them when ``final``). Counting happens after the fact, at
+    the next import through the hook or at exit: a wrapper around
+    ``exec_module`` would be a frame on the stack while the module runs, and
+    shift the location of warnings the module issues at import."""
+    keep = []
+    for ref, path in _pending:
+        mod = ref()
+        if mod is None:
+            continue  # gone already: the live count at exit still sees its functions
+        if not final and getattr(getattr(mod, "__spec__", None), "_initializing", False):
+            keep.append((ref, path))  # still running (a nested import)
+        elif getattr(mod, "__file__", None) == path:
             record_module(mod, "import hook")
+    _pending[:] = keep
 
 
 def main() -> None:
     loader_cls = _instrument._InstrumentingLoader
-    original_get_code = loader_cls.get_code
+    original_create = loader_cls.create_module
 
-    def get_code(self, fullname):
+    def create_module(self, spec):
+        # What importlib does when create_module returns None, keeping a handle
+        # on the module to count its functions once it has run.
+        module = original_create(self, spec)
+        if module is None:
+            module = types.ModuleType(spec.name)
         record_pending()
-        _pending.append((fullname, self.path))
-        return original_get_code(self, fullname)
+        _pending.append((weakref.ref(module), self.path))
+        return module
 
-    loader_cls.get_code = get_code
-    engine.config.on_error = "raise"
-    engine.enable()
+    loader_cls.create_module = create_module
     hook_error = None
     try:
-        _instrument.add_globs(GLOBS)
+        # The public way in: every exception propagates as plain Python would.
+        resurrect.install(on_error="raise", instrument=GLOBS)
     except Exception as e:  # a resurrect bug: reported, and the patching below still runs
-        hook_error = f"add_globs raised {type(e).__name__}: {e}"
+        hook_error = f"install(instrument=...) raised {type(e).__name__}: {e}"
+        engine.config.on_error = "raise"
+        engine.enable()
         if not any(isinstance(f, _instrument.InstrumentingFinder) for f in sys.meta_path):
             sys.meta_path.insert(0, _instrument.InstrumentingFinder(GLOBS))
 

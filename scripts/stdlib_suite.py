@@ -550,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         "--retries",
         type=int,
         default=1,
-        help="rerun an instrumented run that differs (not a crash) this many times (default 1)",
+        help="rerun an instrumented run with new test failures this many times (default 1)",
     )
     ap.add_argument("--log-dir", help="keep the child logs here (default: a temporary directory)")
     ap.add_argument("--list", action="store_true", help="list the catalogue and exit")

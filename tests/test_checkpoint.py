@@ -68,20 +68,33 @@ class Work:
 
     def python(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, *args], cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=60
+            [sys.executable, *args],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def start(self, *args: str, out: Path, err: Path) -> subprocess.Popen:
         with open(out, "w") as o, open(err, "w") as e:
             return subprocess.Popen(
-                self.command(*args), cwd=self.dir, env=self.env, stdout=o, stderr=e, stdin=subprocess.DEVNULL
+                self.command(*args),
+                cwd=self.dir,
+                env=self.env,
+                stdout=o,
+                stderr=e,
+                stdin=subprocess.DEVNULL,
             )
 
     def checkpoints(self) -> list[Path]:
         d = self.dir / ".resurrect"
         if not d.is_dir():
             return []
-        return sorted((p for p in d.iterdir() if p.name.endswith(".ckpt") and not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+        return sorted(
+            (p for p in d.iterdir() if p.name.endswith(".ckpt") and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+        )
 
     def newest(self) -> Path:
         found = self.checkpoints()
@@ -121,6 +134,20 @@ def _one_line_refusal(r: subprocess.CompletedProcess) -> str:
 JOB_ARGS = ("20", "20000")  # batches, busy work per record
 
 
+class _Runs:
+    """The processes of one trial, each with its own stdout and stderr files."""
+
+    def __init__(self, work: Work):
+        self.work = work
+        self.outs: list[Path] = []
+
+    def start(self, *args: str) -> tuple[subprocess.Popen, Path]:
+        n = len(self.outs) + 1
+        out, err = self.work.dir / f"stdout{n}", self.work.dir / f"stderr{n}"
+        self.outs.append(out)
+        return self.work.start(*args, out=out, err=err), err
+
+
 def test_sigterm_at_random_moments_then_resume(tmp_path):
     """The three-calls-deep job is killed with SIGTERM at random moments
     (``--checkpoint-on TERM``), and so are some of the resumed processes;
@@ -140,19 +167,10 @@ def test_sigterm_at_random_moments_then_resume(tmp_path):
         w.env = ref.env
         w.copy("ckpt_job.py")
         context = f"(seed {seed}, trial {trial})"
-        outs: list[Path] = []
-        n = 0
-
-        def launch(*args: str) -> tuple[subprocess.Popen, Path]:
-            nonlocal n
-            n += 1
-            out, err = w.dir / f"stdout{n}", w.dir / f"stderr{n}"
-            outs.append(out)
-            return w.start(*args, out=out, err=err), err
-
-        p, err = launch("run", "--checkpoint-on", "TERM", "ckpt_job.py", "out.txt", *JOB_ARGS)
+        runs = _Runs(w)
+        p, err = runs.start("run", "--checkpoint-on", "TERM", "ckpt_job.py", "out.txt", *JOB_ARGS)
         # The job has started (and checkpoints are installed) once it opened its output.
-        assert _wait_for(lambda: (w.dir / "out.txt").exists(), proc=p), context
+        assert _wait_for(lambda w=w: (w.dir / "out.txt").exists(), proc=p), context
         kills = 1 + rng.randrange(3)
         for k in range(10):
             if k < kills:
@@ -165,15 +183,19 @@ def test_sigterm_at_random_moments_then_resume(tmp_path):
             assert rc == -signal.SIGTERM, f"{context} status {rc}: {text}"
             assert "checkpoint written (signal SIGTERM)" in text, f"{context}: {text}"
             checkpoints_taken += 1
-            p, err = launch("resume")
+            p, err = runs.start("resume")
             if k + 1 < kills:
-                assert _wait_for(lambda err=err: "resurrect: resuming" in err.read_text(), proc=p), context
+                assert _wait_for(
+                    lambda err=err: "resurrect: resuming" in err.read_text(), proc=p
+                ), context
         else:
             pytest.fail(f"{context}: did not finish")
-        stdout = "".join(o.read_text() for o in outs)
+        stdout = "".join(o.read_text() for o in runs.outs)
         assert stdout == plain.stdout, f"{context}\n{stdout}"
         assert (w.dir / "out.txt").read_text() == expected_out, context
-    assert checkpoints_taken >= TERM_TRIALS // 2, f"only {checkpoints_taken} checkpoints in {TERM_TRIALS} trials"
+    assert checkpoints_taken >= TERM_TRIALS // 2, (
+        f"only {checkpoints_taken} checkpoints in {TERM_TRIALS} trials"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -204,10 +226,17 @@ def test_crash_checkpoint_fix_and_resume(work):
     r = work.run("resume", path)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "sum 488\n"
-    assert f"resurrect: resuming at convert() at ckpt_crash.py:{marker('ckpt_crash.py', 'bug')}" in r.stderr
+    assert (
+        f"resurrect: resuming at convert() at ckpt_crash.py:{marker('ckpt_crash.py', 'bug')}"
+        in r.stderr
+    )
     # no work before the crash was done again: every item is in the log once
-    assert (work.dir / "log.txt").read_text().split("\n")[:-1] == [f"work {i}" for i in range(1, 15)]
-    assert (work.dir / "out.txt").read_text() == "[100, 50, 33, 25, 20, 16, 0, 100, 50, 33, 25, 20, 16, 0]\n"
+    assert (work.dir / "log.txt").read_text().split("\n")[:-1] == [
+        f"work {i}" for i in range(1, 15)
+    ]
+    assert (
+        work.dir / "out.txt"
+    ).read_text() == "[100, 50, 33, 25, 20, 16, 0, 100, 50, 33, 25, 20, 16, 0]\n"
 
 
 def test_resume_without_the_fix_fails_again_and_checkpoints_again(work):
@@ -276,6 +305,7 @@ def test_api_checkpoint_returns_its_path_and_the_resumed_program_continues(work)
         ("socket", "(at `holder['conn']`): a socket cannot be saved"),
         ("thread", "thread worker is running"),
         ("file-iter", "variable `f` of job() at ckpt_unsaveable.py:"),
+        ("for-generator", "the iterator of a `for` loop around job() at ckpt_unsaveable.py:"),
     ],
 )
 def test_what_cannot_be_saved_is_named(work, kind, message):
@@ -299,7 +329,9 @@ def test_an_edited_loop_around_the_statement_is_refused(work):
     p = work.dir / "ckpt_crash.py"
     p.write_text(p.read_text().replace("for item in items:", "for item in sorted(items):"))
     line = _one_line_refusal(work.run("resume"))
-    assert "the block around it changed (`for item in items:` -> `for item in sorted(items):`)" in line
+    assert (
+        "the block around it changed (`for item in items:` -> `for item in sorted(items):`)" in line
+    )
 
 
 def test_an_edited_call_statement_of_an_outer_frame_is_refused(work):
@@ -321,8 +353,12 @@ def test_a_changed_signature_is_refused(work):
 def test_a_new_helper_function_is_available_after_the_fix(work):
     _crash(work)
     p = work.dir / "ckpt_crash.py"
-    text = p.read_text().replace("return 100 // value  # @bug", "return safe_div(100, value)  # @bug")
-    text = text.replace("def convert(", "def safe_div(a, b):\n    return a // b if b else 0\n\n\ndef convert(")
+    text = p.read_text().replace(
+        "return 100 // value  # @bug", "return safe_div(100, value)  # @bug"
+    )
+    text = text.replace(
+        "def convert(", "def safe_div(a, b):\n    return a // b if b else 0\n\n\ndef convert("
+    )
     p.write_text(text)
     r = work.run("resume")
     assert r.returncode == 0, r.stderr
@@ -372,7 +408,18 @@ def test_truncated_checkpoints_are_refused(crashed):
     work, path = crashed
     data = path.read_bytes()
     rng = random.Random(_seed())
-    for n in sorted({0, 5, 16, 19, 40, len(data) // 2, len(data) - 1, *(rng.randrange(len(data)) for _ in range(10))}):
+    for n in sorted(
+        {
+            0,
+            5,
+            16,
+            19,
+            40,
+            len(data) // 2,
+            len(data) - 1,
+            *(rng.randrange(len(data)) for _ in range(10)),
+        }
+    ):
         cut = work.dir / f"cut{n}.ckpt"
         cut.write_bytes(data[:n])
         line = _one_line_refusal(work.run("resume", str(cut)))
@@ -436,7 +483,9 @@ def test_a_checkpoint_of_another_python_version_is_refused(crashed):
 def _other_python() -> str | None:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     try:
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=10).stdout.strip()
+        root = subprocess.run(
+            ["pyenv", "root"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         root = ""
     for v in ("3.11", "3.12", "3.13"):
@@ -458,7 +507,16 @@ def test_a_checkpoint_written_by_another_python_is_refused(work):
         pytest.skip("no other supported Python found")
     work.copy("ckpt_crash.py")
     r = subprocess.run(
-        [other, str(LAUNCH), "run", "--on-error", "checkpoint", "ckpt_crash.py", "log.txt", "out.txt"],
+        [
+            other,
+            str(LAUNCH),
+            "run",
+            "--on-error",
+            "checkpoint",
+            "ckpt_crash.py",
+            "log.txt",
+            "out.txt",
+        ],
         cwd=work.dir,
         env=work.env,
         capture_output=True,
@@ -514,10 +572,18 @@ def test_kill_9_while_checkpoints_are_written(tmp_path):
         w.copy("ckpt_every.py")
         context = f"(seed {seed}, trial {trial})"
         p = w.start(
-            "run", "--checkpoint-every", "0.03", "ckpt_every.py", "out.txt", EVERY_STEPS,
-            out=w.dir / "stdout", err=w.dir / "stderr",
+            "run",
+            "--checkpoint-every",
+            "0.03",
+            "ckpt_every.py",
+            "out.txt",
+            EVERY_STEPS,
+            out=w.dir / "stdout",
+            err=w.dir / "stderr",
         )
-        assert _wait_for(lambda w=w: w.checkpoints(), proc=p), f"{context}: {(w.dir / 'stderr').read_text()}"
+        assert _wait_for(lambda w=w: w.checkpoints(), proc=p), (
+            f"{context}: {(w.dir / 'stderr').read_text()}"
+        )
         time.sleep(rng.uniform(0, 0.8))
         p.kill()
         p.wait()
@@ -547,7 +613,9 @@ def test_kill_9_while_checkpoints_are_written(tmp_path):
             assert r.stdout == plain.stdout, context
             assert (w.dir / "out.txt").read_text() == expected, f"{context} {path.name}"
             resumed += 1
-    print(f"kill -9: {KILL9_TRIALS} trials, {resumed} checkpoints resumed, {temporaries} temporary files refused or checked")
+    print(
+        f"kill -9: {KILL9_TRIALS} trials, {resumed} checkpoints resumed, {temporaries} temporary files refused or checked"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -561,7 +629,16 @@ def test_checkpoints_lists_what_is_there(crashed):
     r = work.run("checkpoints")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["TIME", "(UTC)", "SCRIPT", "STOPPED", "AT", "REASON", "SIZE", "FILE"]
+    assert lines[0].split() == [
+        "TIME",
+        "(UTC)",
+        "SCRIPT",
+        "STOPPED",
+        "AT",
+        "REASON",
+        "SIZE",
+        "FILE",
+    ]
     row = next(line for line in lines if path.name in line)
     assert f"ckpt_crash.py  ckpt_crash.py:{marker('ckpt_crash.py', 'bug')} in convert" in row
     assert "ZeroDivisionError" in row
@@ -572,3 +649,90 @@ def test_resume_with_no_checkpoint_says_so(work):
     r = work.run("resume")
     assert r.returncode == 2
     assert r.stderr == "resurrect: no checkpoint in .resurrect (no such directory)\n"
+
+
+# ---------------------------------------------------------------------------
+# The prompt's `checkpoint`
+
+
+def test_checkpoint_at_the_prompt_then_resume_after_the_fix(work):
+    from cli_helpers import Session
+
+    work.copy("ckpt_crash.py")
+    command = [*work.command("run", "--on-error", "pause", "ckpt_crash.py", "log.txt", "out.txt")]
+    with Session(command=command, cwd=work.dir, env=work.env) as s:
+        assert "ZeroDivisionError" in s.opened()
+        out = s.do("checkpoint")
+        assert "checkpoint written; resume with: resurrect resume .resurrect/ckpt_crash-" in out, (
+            out
+        )
+        out = s.do("checkpoint mine.ckpt")
+        assert "resume with: resurrect resume mine.ckpt" in out, out
+        _, status = s.finish("quit")
+    assert status == 1
+    p = work.dir / "ckpt_crash.py"
+    p.write_text(
+        p.read_text().replace(
+            "return 100 // value  # @bug", "return 100 // value if value else 0  # @bug"
+        )
+    )
+    r = work.run("resume", "mine.ckpt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "sum 488\n"
+    assert (work.dir / "log.txt").read_text().count("work 7\n") == 1
+
+
+def test_state_of_an_imported_module_comes_back(work):
+    work.copy("ckpt_pkg_main.py", "ckpt_pkg_helper.py")
+    r = work.run("run", "--on-error", "checkpoint", "ckpt_pkg_main.py")
+    assert r.returncode == 1 and "KeyError: 'gamma'" in r.stderr, r.stderr
+    p = work.dir / "ckpt_pkg_helper.py"
+    p.write_text(p.read_text().replace('"delta": 4}[word]', '"delta": 4, "gamma": 3}[word]'))
+    r = work.run("resume")
+    assert r.returncode == 0, r.stderr
+    # `measure` ran once per word (its call was not repeated), the instances are
+    # of the module's current class
+    assert r.stdout == "[5, 8, 15, 20] 4 ['alpha', 'beta', 'gamma', 'delta'] <alpha>\n"
+
+
+def test_a_module_run_with_dash_m_resumes(work):
+    work.copy("ckpt_crash.py")
+    r = work.run("run", "--on-error", "checkpoint", "-m", "ckpt_crash", "log.txt", "out.txt")
+    assert r.returncode == 1 and "resume with: resurrect resume .resurrect/ckpt_crash-" in r.stderr
+    p = work.dir / "ckpt_crash.py"
+    p.write_text(
+        p.read_text().replace(
+            "return 100 // value  # @bug", "return 100 // value if value else 0  # @bug"
+        )
+    )
+    r = work.run("resume")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "sum 488\n"
+
+
+def test_usr1_checkpoints_and_the_program_goes_on(work):
+    work.copy("ckpt_job.py")
+    ref = work.python("ckpt_job.py", "ref.txt", "12", "20000")
+    p = work.start(
+        "run",
+        "--checkpoint-on",
+        "USR1",
+        "ckpt_job.py",
+        "out.txt",
+        "12",
+        "20000",
+        out=work.dir / "o",
+        err=work.dir / "e",
+    )
+    assert _wait_for(lambda: (work.dir / "out.txt").exists(), proc=p)
+    for _ in range(2):
+        time.sleep(0.15)
+        p.send_signal(signal.SIGUSR1)
+    assert p.wait(timeout=120) == 0
+    assert (work.dir / "o").read_text() == ref.stdout
+    assert (work.dir / "e").read_text().count("checkpoint written (signal SIGUSR1)") == 2
+    first = work.checkpoints()[0]
+    r = work.run("resume", str(first))
+    assert r.returncode == 0, r.stderr
+    assert ref.stdout.endswith(r.stdout) and r.stdout.endswith("\n")
+    assert (work.dir / "out.txt").read_text() == (work.dir / "ref.txt").read_text()

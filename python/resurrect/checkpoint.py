@@ -149,7 +149,7 @@ def _default_path(kind: str) -> str:
         or os.path.splitext(os.path.basename(program["main_file"]))[0]
         or "program"
     )
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     name = f"{stem}-{now}-{os.getpid()}{_format.SUFFIX}"
     return os.path.join(settings.directory, name)
 
@@ -215,7 +215,7 @@ def save(
             items += [(f"global `{k}` of module {name}", k, v) for k, v in state.items()]
         where = _pickle_mod.locate(items, index)
         raise CheckpointError(where or f"the program's state cannot be saved: {e}") from None
-    for name, m in modules:
+    for _name, m in modules:
         f = getattr(m, "__file__", None)
         if f:
             index.tree(os.path.abspath(f))
@@ -226,6 +226,7 @@ def save(
             "kind": kind,
             "reason": reason,
             "argv": list(sys.argv),
+            "path": [p for p in sys.path if isinstance(p, str)],
             "cwd": os.getcwd(),
             "executable": sys.executable,
             "program": _program(),
@@ -861,6 +862,12 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
         sys.meta_path.insert(0, cli._Finder(selection))
     on_error = o.on_error or cli._default_on_error()
     cli._set_policy(on_error)
+    if on_error == "skip":
+        atexit.register(cli._skip_summary)
+    if o.sigint:
+        from . import prompt
+
+        prompt.install_sigint()
     saved = h.get("settings", {})
     install(
         o.directory or saved.get("directory"),
@@ -879,6 +886,11 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
     else:
         main.__loader__ = importlib.machinery.SourceFileLoader("__main__", main_file)
 
+    # What the program's imports see: its argv and sys.path (the rest of the
+    # state comes with the body).
+    sys.argv[:] = list(h.get("argv", sys.argv))
+    saved_path = list(h.get("path", []))
+    sys.path[:] = saved_path + [p for p in sys.path if p not in saved_path]
     resolver = _source.Resolver(dict(h.get("source_texts", {})))
     try:
         for name, source in h.get("modules", []):

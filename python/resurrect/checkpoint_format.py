@@ -164,7 +164,7 @@ def base_header() -> dict[str, Any]:
         "implementation": sys.implementation.name,
         "bytecode_magic": importlib.util.MAGIC_NUMBER.hex(),
         "resurrect": version,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds"),
         "pid": os.getpid(),
     }
 
@@ -241,7 +241,7 @@ def write(path: str, header: dict[str, Any], stream: memoryview, blobs: Sequence
     header = dict(header)
     header["body"] = {
         "pickle": len(stream),
-        "blobs": [[b.kind, len(v)] for b, v in zip(blobs, views)],
+        "blobs": [[b.kind, len(v)] for b, v in zip(blobs, views, strict=True)],
     }
     head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(head) > _MAX_HEADER:
@@ -406,7 +406,7 @@ def _truncated(path: str, have: int, want: int | None = None) -> RefusedCheckpoi
 def read_header(path: str) -> tuple[dict[str, Any], int, bytes, int]:
     """``(header, size, signed prefix, body offset)`` after structural checks only."""
     try:
-        f = open(path, "rb")  # noqa: SIM115
+        f = open(path, "rb")
     except FileNotFoundError:
         raise RefusedCheckpoint(f"{path}: no such checkpoint") from None
     except OSError as e:

@@ -320,9 +320,12 @@ def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | N
     current = calls[-1]
     stack: list[tuple] = []
 
+    class Underflow(Exception):
+        pass
+
     def pop(n: int = 1) -> list[tuple]:
         if n > len(stack):
-            raise IndexError
+            raise Underflow
         out = stack[len(stack) - n :]
         del stack[len(stack) - n :]
         return out
@@ -339,9 +342,7 @@ def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | N
                 else:
                     stack.append(tok)
             elif op in ("LOAD_NAME", "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE"):
-                stack.append(
-                    ("name", _value_of(frame, i) if op != "LOAD_DEREF" else _UNBOUND, i.argval)
-                )
+                stack.append(("name", _value_of(frame, i), i.argval))
             elif op == "LOAD_FAST_LOAD_FAST":
                 for n in i.argval:
                     stack.append(("name", frame.f_locals.get(n, _UNBOUND), n))
@@ -364,7 +365,7 @@ def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | N
                 if k == current:
                     break
                 if callee[0] != "name" or id(callee[1]) not in _SAFE:
-                    what = callee[2] if callee[0] in ("name", "attr") else "a computed callable"
+                    what = callee[-1] if callee[0] in ("name", "attr") else "a computed callable"
                     return f"it called {what}() before this call"
                 name = _SAFE[id(callee[1])]
                 if id(callee[1]) in _CONSUMERS:
@@ -405,8 +406,8 @@ def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | N
                 stack[-1], stack[-arg] = stack[-arg], stack[-1]
             else:
                 return f"its `{op}` ran before this call"
-    except IndexError:
-        pass  # the base slots below the statement: not ours to track
+    except Underflow:
+        return "the instructions before this call could not be followed"
     return None
 
 
@@ -554,7 +555,7 @@ def pickle_items(states: list[FrameState]):
                 yield f"variable `{name}` of {fs.where}", name, cell.cell_contents
             except ValueError:
                 pass
-        for kind, value in zip(fs.base_kinds, fs.base):
+        for kind, value in zip(fs.base_kinds, fs.base, strict=True):
             what = {
                 "iter": "the iterator of a `for` loop",
                 "with_exit": "the context manager of a `with` block",
@@ -612,7 +613,7 @@ def map_statement(
     new_steps = _source.follow(new_scope, old_steps, old_scope)
     if new_steps is None:
         raise CheckpointError(f"{where}: the edited {ref.qualname} has no statement in its place")
-    for (_, _, o), (_, _, n) in zip(old_steps[:-1], new_steps[:-1]):
+    for (_, _, o), (_, _, n) in zip(old_steps[:-1], new_steps[:-1], strict=True):
         if type(o) is not type(n) or _source.header(o) != _source.header(n):
             raise CheckpointError(
                 f"{where}: the block around it changed "
@@ -678,7 +679,7 @@ def _restores(fs: FrameState, code: types.CodeType) -> list[tuple[int, bool, Any
 
 
 def _check_base(fs: FrameState, rp: Any) -> list[tuple[str, Any]]:
-    pairs = list(zip(fs.base_kinds, fs.base))
+    pairs = list(zip(fs.base_kinds, fs.base, strict=True))
     for kind, value in pairs:
         if kind == "iter" and not hasattr(type(value), "__next__"):
             raise CheckpointError(

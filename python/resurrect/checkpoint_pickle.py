@@ -146,7 +146,7 @@ def _new_rlock():
 
 
 def _closed_file(name, text):
-    f = open(os.devnull, "r" if text else "rb")  # noqa: SIM115
+    f = open(os.devnull, "r" if text else "rb")
     f.close()
     return f
 
@@ -182,7 +182,7 @@ def _reopen(info: dict[str, Any]):
         kwargs.update(encoding=info["encoding"], errors=info["errors"])
         if info["line_buffering"]:
             kwargs["buffering"] = 1
-    f = open(path, reopen_mode, opener=opener, **kwargs)  # noqa: SIM115
+    f = open(path, reopen_mode, opener=opener, **kwargs)
     try:
         if sequential:
             f.truncate(info["size"])
@@ -548,7 +548,7 @@ def _parts(obj: Any) -> Iterable[tuple[str, Any]]:
             yield f" (an element {v!r:.40})", v
         return
     if isinstance(obj, types.FunctionType):
-        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
+        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=False):
             try:
                 yield f" (its variable {name})", cell.cell_contents
             except ValueError:
@@ -625,7 +625,7 @@ class StateUnpickler(pickle.Unpickler):
     """Resolves the persistent references of :class:`StatePickler`."""
 
     def __init__(self, stream, parts: list[Any], kinds: list[str]):
-        buffers = [memoryview(p) for p, k in zip(parts, kinds) if k == "buffer"]
+        buffers = [memoryview(p) for p, k in zip(parts, kinds, strict=True) if k == "buffer"]
         super().__init__(io.BytesIO(stream), buffers=buffers)
         self.parts = parts
 

@@ -25,6 +25,7 @@ import ast
 import dataclasses
 import hashlib
 import os
+import sys
 import types
 from typing import Any
 
@@ -66,11 +67,42 @@ def sha256_text(text: str) -> str:
 
 def origin(code: types.CodeType) -> tuple[types.CodeType, int]:
     """The code a continuation continues and the prologue's size (bytes), or
-    ``(code, 0)`` for ordinary code."""
+    ``(code, 0)`` for ordinary code. Knows the continuations built when
+    resuming and those built by ``reload`` (edit and continue)."""
     entry = continuations.get(id(code))
     if entry is not None and entry[0] is code:
         return entry[1], entry[2]
+    reload = sys.modules.get("resurrect.reload")
+    get = getattr(reload, "_origin", None)
+    if get is not None:
+        try:
+            base = getattr(get(code), "base", None)
+        except Exception:
+            base = None
+        if isinstance(base, types.CodeType):
+            return base, len(code.co_code) - len(base.co_code)
     return code, 0
+
+
+def _texts_of(path: str) -> list[str]:
+    """Texts the running code of ``path`` may have been compiled from, most
+    likely first: a snapshot taken when it was loaded, the text ``reload``
+    last compiled, the file now."""
+    out = []
+    if path in _snapshots:
+        out.append(_snapshots[path])
+    reload = sys.modules.get("resurrect.reload")
+    remembered = getattr(reload, "_texts", {}).get(path)
+    text = getattr(remembered, "text", None)
+    if isinstance(text, str) and text not in out:
+        out.append(text)
+    try:
+        disk = read_source(path)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        disk = None
+    if disk is not None and disk not in out:
+        out.append(disk)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,19 +180,28 @@ class SourceIndex:
     def __init__(self) -> None:
         self.trees: dict[str, SourceTree] = {}
 
-    def tree(self, path: str) -> SourceTree:
+    def tree(self, path: str, code: types.CodeType | None = None) -> SourceTree:
+        """The text of ``path`` the running code comes from: the first one
+        that compiles to ``code`` (when given); one text per file."""
         tree = self.trees.get(path)
-        if tree is None:
-            text = _snapshots.get(path)
-            if text is None:
-                try:
-                    text = read_source(path)
-                except OSError as e:
-                    raise CheckpointError(
-                        f"the source file {path} cannot be read: {e.strerror}"
-                    ) from None
-            tree = self.trees[path] = SourceTree(path, text)
-        return tree
+        if tree is not None:
+            return tree
+        texts = _texts_of(path)
+        if not texts:
+            raise CheckpointError(f"the source file {path} cannot be read")
+        for text in texts:
+            try:
+                candidate = SourceTree(path, text)
+            except CheckpointError:
+                continue
+            if code is None or candidate.find(code) is not None:
+                self.trees[path] = candidate
+                return candidate
+        what = code.co_qualname if code is not None else "it"
+        raise CheckpointError(
+            f"{path} was edited since {what} was loaded: the running code no longer "
+            "matches its source (reload it, or checkpoint before editing)"
+        )
 
     def ref(self, code: types.CodeType) -> CodeRef | None:
         """The name of instrumented ``code`` (or of the code a continuation
@@ -174,12 +215,12 @@ class SourceIndex:
                 f"{code.co_qualname} comes from {path}, which is not a source file: "
                 "code without a file cannot be resumed against its source"
             )
-        tree = self.tree(path)
+        tree = self.tree(path, code)
         p = tree.find(code)
         if p is None:
             raise CheckpointError(
-                f"{path} was edited since {code.co_qualname} was loaded: the running code "
-                "no longer matches its source (reload it, or checkpoint before editing)"
+                f"the running code of {path} comes from more than one version of it "
+                f"({code.co_qualname} does not match the rest): reload it first"
             )
         return CodeRef(path, p, code.co_qualname, code.co_firstlineno, code.co_freevars)
 

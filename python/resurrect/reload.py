@@ -60,11 +60,13 @@ __all__ = [
     "ReloadReport",
     "Watcher",
     "continue_in_new_code",
+    "continued_code",
     "frame_status",
     "function_of",
     "install",
     "reload",
     "remember",
+    "remembered_text",
     "source_lines",
     "stale_frames",
     "watch",
@@ -1862,9 +1864,13 @@ def _commit(plan: _Plan) -> None:
         if _origin(c) is None:
             _origins[id(c)] = _Origin(c, filename, plan.old, plan.keys.get(id(c)))
     ids = set()
-    for c in plan.index.values():
+    for key, c in plan.index.items():
         if id(c) not in plan.pkeys:
             ids.add(id(c))  # unchanged live code, or new code with resume points
+            o = _origin(c)
+            if o is not None and o.source is not plan.source and o.base is None:
+                # Unchanged: the new text has it at the same place.
+                _origins[id(c)] = _Origin(c, filename, plan.source, key)
     for c, key in plan.new_keys.values():
         _origins[id(c)] = _Origin(c, filename, plan.source, key)
         ids.add(id(c))
@@ -1934,16 +1940,10 @@ def stale_frames(failure: engine.Failure | None = None) -> list[FrameStatus]:
     me = threading.get_ident()
     out: list[FrameStatus] = []
     frames = sys._current_frames()
-    handing_over = set()
-    for top in frames.values():
-        f: types.FrameType | None = top
-        while f is not None:
-            if f.f_code is _run_continuation.__code__:
-                handing_over.add(id(f.f_locals.get("frame")))
-            f = f.f_back
+    handing_over = {k for k, f in list(_handing_over.items()) if f is not None}
     for ident, top in frames.items():
         stack: list[types.FrameType] = []
-        f = top
+        f: types.FrameType | None = top
         while f is not None:
             if (
                 not _is_own_frame(f)
@@ -2195,12 +2195,10 @@ def continue_in_new_code(
         raise RestartRefused(
             f"the new code would read {names} before assigning it (assign it at the prompt first)"
         )
-    new_code = st.new_code
-    old_rp = st.old_rp
-
-    def thunk():
-        return _run_continuation(frame, old_rp, new_code, start, base, closure)
-
+    try:
+        thunk = _continuation_thunk(frame, st.new_code, start, base, closure)
+    except _core.BytecodeError as e:
+        raise RestartRefused(f"the continuation cannot be built: {e}") from None
     return Decision(Action.TRANSFER, thunk=thunk)
 
 
@@ -2216,16 +2214,16 @@ def _bound_in(frame: types.FrameType, new_code: types.CodeType) -> set[str]:
     return {n for n, _ in _localsplus(new_code) if n in ns}
 
 
-def _run_continuation(
+def _continuation_thunk(
     frame: types.FrameType,
-    old_rp: Any,
     new_code: types.CodeType,
     start: int,
     base: list,
     closure: tuple | None,
-):
-    """The thunk of a hand-over: build the continuation of ``new_code`` from the
-    old frame's state and run it; its result is the old frame's result."""
+) -> Callable[[], Any]:
+    """Build the continuation of ``new_code`` at byte offset ``start`` from the
+    old frame's state (its locals now, the base slots read from its stack), and
+    the thunk of the hand-over that runs it: its result is the old frame's."""
     handled = sys.exception()
     kinds = [k for k, _ in base]
     values = [v for _, v in base]
@@ -2254,25 +2252,40 @@ def _run_continuation(
             base=new_code,
         )
     outer = values[excs[0]] if excs else None
+    globals_ = frame.f_globals
+    class_ns = None if optimized or frame.f_locals is globals_ else frame.f_locals
 
-    def call():
+    def call() -> Any:
         if not optimized:
-            g = frame.f_globals
-            loc = frame.f_locals
-            exec(cont, g, None if loc is g else loc)
+            exec(cont, globals_, class_ns)
             return None
-        fn = types.FunctionType(cont, frame.f_globals, new_code.co_name, None, closure)
+        fn = types.FunctionType(cont, globals_, new_code.co_name, None, closure)
         n = new_code.co_argcount
         kw = {name: None for name in new_code.co_varnames[n : n + new_code.co_kwonlyargcount]}
         return fn(*([None] * n), **kw)
 
-    if not excs:
-        return call()
-    _set_handled(outer)
-    try:
-        return call()
-    finally:
-        _set_handled(handled)
+    def thunk() -> Any:
+        _handing_over[id(frame)] = frame
+        try:
+            if not excs:
+                return call()
+            # The continuation's `except` blocks save the exception state
+            # current when they begin: make it the one the old frame's
+            # outermost saved.
+            current = sys.exception()
+            _set_handled(outer)
+            try:
+                return call()
+            finally:
+                _set_handled(current)
+        finally:
+            _handing_over.pop(id(frame), None)
+
+    return thunk
+
+
+#: Old frames waiting for the continuation they handed over to, by id.
+_handing_over: dict[int, types.FrameType] = {}
 
 
 def _closure_for(frame: types.FrameType, new_code: types.CodeType) -> tuple | bool | None:
@@ -2405,6 +2418,20 @@ def _unbound_reads(code: types.CodeType, start: int, bound: set[str]) -> list[st
     return sorted(found)
 
 
+def continued_code(code: types.CodeType) -> types.CodeType | None:
+    """The code a continuation made by a hand-over continues (its prologue
+    comes first), or ``None`` for other code."""
+    o = _origin(code)
+    return o.base if o is not None else None
+
+
+def remembered_text(filename: str) -> str | None:
+    """The text the running code of ``filename`` was compiled from, when
+    known (remembered when it was loaded, or the text of the last reload)."""
+    src = _texts.get(filename)
+    return src.text if src is not None else None
+
+
 def source_lines(code: types.CodeType) -> list[str] | None:
     """The source lines ``code`` was compiled from, when a reload has since
     changed its file (``None`` when linecache's text is the right one)."""
@@ -2520,9 +2547,17 @@ class _Switcher:
         sys.settrace(_no_trace)
         return True
 
+    def _retrace(self) -> None:
+        if sys.gettrace() is None:
+            for f in self.frames.values():
+                f.f_trace = self._local
+            sys.settrace(_no_trace)
+
     def _local(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if event == "line" and id(frame) in self.frames:
             self._at_line(frame)
+        elif event == "return":
+            self._drop(frame)
         if not self.frames and sys.gettrace() is _no_trace:
             sys.settrace(None)
         return self._local if id(frame) in self.frames else None
@@ -2555,6 +2590,17 @@ class _Switcher:
                 decision = None
             self._drop(frame)
             if decision is not None and decision.action is Action.TRANSFER:
+                if sys.version_info < (3, 12) and self.frames:
+                    # 3.11 turns tracing off when a trace function raises:
+                    # the other waiting frames get it back.
+                    inner = decision.thunk
+                    assert inner is not None
+
+                    def thunk() -> Any:
+                        self._retrace()
+                        return inner()
+
+                    decision = Decision(decision.action, decision.value, thunk)
                 _print(
                     f"resurrect: {code.co_qualname}() continues in the new code "
                     f"(at the loop of line {rp.line})"

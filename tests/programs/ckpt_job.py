@@ -12,7 +12,10 @@ WEIGHTS = {"a": 3, "b": -2, "c": 5}
 
 
 def make_batch(b, size=20):
-    return [{"id": b * size + i, "a": (b * 7 + i) % 13, "b": i % 5, "c": (b + i) % 3} for i in range(size)]
+    return [
+        {"id": b * size + i, "a": (b * 7 + i) % 13, "b": i % 5, "c": (b + i) % 3}
+        for i in range(size)
+    ]
 
 
 def score(record, weights, work):

@@ -32,6 +32,9 @@ def main(argv):
         elif arg in ("--on-error", "--instrument"):
             passed += rest[i : i + 2]
             i += 2
+        elif arg in ("-m", "-c") or arg.startswith(("-m", "-c")):
+            passed += rest[i:]
+            break
         elif arg.startswith("-"):
             passed.append(arg)
             i += 1

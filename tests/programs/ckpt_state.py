@@ -56,7 +56,7 @@ def middle(shared, acc, data, out, arrays):
     def scaled(v):
         return v * scale
 
-    for i, (k, v) in enumerate(zip(data, data.values())):
+    for i, (k, v) in enumerate(zip(data, data.values())):  # noqa: B905
         inner(shared, acc, v, out)
         shared.append((i, k, scaled(v)))
         if arrays is not None:

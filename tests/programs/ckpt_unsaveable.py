@@ -11,6 +11,10 @@ def fail():
     return 1 / 0
 
 
+def numbers():
+    yield from range(3)
+
+
 def job(kind):
     if kind == "generator":
         gen = (i for i in range(3))
@@ -21,14 +25,17 @@ def job(kind):
     elif kind == "socket":
         import socket
 
-        holder = {"name": "x", "conn": socket.socket()}
+        holder = {"name": "x", "conn": socket.socket()}  # noqa: F841 (alive at the failure)
     elif kind == "thread":
         stop = threading.Event()
         worker = threading.Thread(target=stop.wait, name="worker", daemon=True)
         worker.start()
+    elif kind == "for-generator":
+        for _n in numbers():
+            fail()
     elif kind == "file-iter":
         with open(__file__) as f:
-            for line in f:
+            for _line in f:
                 fail()
     fail()
 
