@@ -143,7 +143,6 @@ def test_program_exit_hook_sees_the_programs_frames_only(tmp_path):
         (["run", "--checkpoint-dir", "d", "x.py"], "--checkpoint-dir is not available yet"),
         (["run", "--checkpoint-on", "TERM", "x.py"], "--checkpoint-on is not available yet"),
         (["run", "--checkpoint-every", "5", "x.py"], "--checkpoint-every is not available yet"),
-        (["run", "--watch", "x.py"], "--watch is not available yet"),
         (["resume"], "`resurrect resume` is not available yet"),
         (["checkpoints"], "`resurrect checkpoints` is not available yet"),
     ],

@@ -162,7 +162,7 @@ def test_restarts_lists_the_restarts():
 
 def test_commands_of_later_features_say_they_are_not_available():
     with Session("divide.py") as s:
-        for command in ("reload", "edit", "checkpoint", "checkpoint /tmp/x"):
+        for command in ("checkpoint", "checkpoint /tmp/x"):
             name = command.split()[0]
             assert f"`{name}` is not available yet" in s.do(command)
         s.finish("quit")

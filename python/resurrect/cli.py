@@ -40,12 +40,13 @@ options of `run`:
                         directory for -m/-c; never the stdlib or site-packages
                         unless named)
   --no-sigint           Ctrl-C raises KeyboardInterrupt as usual instead of pausing
-  --checkpoint-dir DIR, --checkpoint-on SIGNAL, --checkpoint-every SECONDS, --watch
+  --watch               reload edited source files while the program runs
+  --checkpoint-dir DIR, --checkpoint-on SIGNAL, --checkpoint-every SECONDS
                         (not available yet)
 """
 
 _ON_ERROR = ("pause", "checkpoint", "skip", "raise")
-_NOT_YET = ("--checkpoint-dir", "--checkpoint-on", "--checkpoint-every", "--watch")
+_NOT_YET = ("--checkpoint-dir", "--checkpoint-on", "--checkpoint-every")
 
 
 class UsageError(Exception):
@@ -62,6 +63,8 @@ class RunOptions:
     on_error: str | None = None
     instrument: list[str] = dataclasses.field(default_factory=list)
     sigint: bool = True
+    #: Reload edited source files while the program runs.
+    watch: bool = False
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -109,6 +112,7 @@ def parse_run(args: list[str]) -> RunOptions | None:
     on_error: str | None = None
     globs: list[str] = []
     sigint = True
+    watch = False
     i = 0
 
     def value(option: str, inline: str | None) -> str:
@@ -130,7 +134,7 @@ def parse_run(args: list[str]) -> RunOptions | None:
         if arg.startswith("-m") or arg.startswith("-c"):
             kind = "module" if arg[1] == "m" else "code"
             target = arg[2:] if len(arg) > 2 else value(arg, None)
-            return RunOptions(kind, target, args[i + 1 :], on_error, globs, sigint)
+            return RunOptions(kind, target, args[i + 1 :], on_error, globs, sigint, watch)
         if not arg.startswith("-") or arg == "-":
             break
         option, eq, inline = arg.partition("=")
@@ -145,6 +149,8 @@ def parse_run(args: list[str]) -> RunOptions | None:
             globs.append(value(option, inline_value))
         elif option == "--no-sigint" and not eq:
             sigint = False
+        elif option == "--watch" and not eq:
+            watch = True
         elif option in _NOT_YET:
             raise UsageError(f"{option} is not available yet")
         else:
@@ -154,7 +160,7 @@ def parse_run(args: list[str]) -> RunOptions | None:
         raise UsageError("nothing to run: give SCRIPT, -m MODULE or -c CODE")
     if args[i] == "-":
         raise UsageError("running a program from standard input is not supported")
-    return RunOptions("script", args[i], args[i + 1 :], on_error, globs, sigint)
+    return RunOptions("script", args[i], args[i + 1 :], on_error, globs, sigint, watch)
 
 
 # ---------------------------------------------------------------------------
@@ -257,6 +263,13 @@ def run(options: RunOptions) -> int | None:
     for module in list(sys.modules.values()):
         if isinstance(module, types.ModuleType) and selection(getattr(module, "__file__", None)):
             instrument.instrument_module(module)
+    # Edit and continue: the prompt's `reload` and `edit`, restarts on frames
+    # running replaced code, `--watch`.
+    from . import reload as reload_
+
+    reload_.install()
+    if options.watch:
+        reload_.watch()
     if options.sigint:
         prompt.install_sigint()
     if on_error == "skip":
@@ -354,6 +367,9 @@ def _run_script(script: str, args: list[str]) -> None:
             source = f.read()
     except OSError as e:
         raise UsageError(f"can't open file {path!r}: [Errno {e.errno}] {e.strerror}") from None
+    from . import reload as reload_
+
+    reload_.remember(path, source)  # what a later reload compares the edited file with
     _set_path0(real_dir)
     main = _fresh_main()
     main.__file__ = path

@@ -167,15 +167,21 @@ def _skip_refusal(st: Statement) -> str:
 # CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 
-_rp_cache: dict[types.CodeType, list] = {}
+#: Resume points by id of their code object (a continuation holds the values
+#: it restores in co_consts, so it may not be hashable); the code is kept too.
+_rp_cache: dict[int, tuple[types.CodeType, list]] = {}
 _ast_cache: dict[tuple[str, int], tuple[int, dict[int, ast.stmt]]] = {}
 
 
-def _statements_by_line(filename: str, code: types.CodeType | None = None) -> dict[int, ast.stmt]:
+def _statements_by_line(
+    filename: str, code: types.CodeType | None = None, lines: list[str] | None = None
+) -> dict[int, ast.stmt]:
     """The statements of ``code``'s source (the whole file for module code,
     lambdas and comprehensions; only the function's block otherwise, which
-    keeps the first pause in a long file fast), by first line."""
-    lines = linecache.getlines(filename)
+    keeps the first pause in a long file fast), by first line. ``lines``: the
+    source (default: linecache's copy of the file)."""
+    if lines is None:
+        lines = linecache.getlines(filename)
     first = 1
     if code is not None and not code.co_name.startswith("<") and code.co_firstlineno > 0:
         first = code.co_firstlineno
@@ -212,14 +218,22 @@ def _statements_by_line(filename: str, code: types.CodeType | None = None) -> di
 
 
 def statement(code: types.CodeType, rp_index: int) -> Statement:
-    rps = _rp_cache.get(code)
-    if rps is None:
-        rps = _rp_cache[code] = _core.resume_points(code)
+    cached = _rp_cache.get(id(code))
+    if cached is not None and cached[0] is code:
+        rps = cached[1]
+    else:
+        rps = _core.resume_points(code)
+        _rp_cache[id(code)] = (code, rps)
     rp = rps[rp_index]
     filename = code.co_filename
     line = rp.line
-    text = linecache.getline(filename, line).strip() if line else ""
-    node = _statements_by_line(filename, code).get(line) if line else None
+    # Code a reload replaced was compiled from an older text than the file's.
+    lines = edits.lines_of(code) if edits is not None else None
+    if lines is not None:
+        text = lines[line - 1].strip() if line and line <= len(lines) else ""
+    else:
+        text = linecache.getline(filename, line).strip() if line else ""
+    node = _statements_by_line(filename, code, lines).get(line) if line else None
     if rp.kind == "loop":
         node = node if isinstance(node, ast.For | ast.AsyncFor) else None
     return Statement(rp, filename, line, text, node, code.co_flags, code.co_name)
@@ -268,6 +282,8 @@ def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None
             if missing:
                 names = ", ".join(f"`{n}`" for n in missing)
                 return f"continuing would leave {names} unbound (give a value with `use`, or assign it first)"
+    if reason is None and edits is not None:
+        reason = edits.refusal(frame, st, action)
     return reason
 
 
@@ -443,6 +459,17 @@ signal_handlers: Callable[[Failure], Decision | None] | None = None
 #: may return a Decision or None. Set by ``skip_errors``/``skipping``.
 scoped_policy: Callable[[Failure], Decision | None] | None = None
 
+#: Edit and continue (set by ``resurrect.reload``): an object with
+#:
+#: * ``refusal(frame, st, action) -> str | None``: why a restart is impossible
+#:   on a frame running code a reload replaced (no sound mapping);
+#: * ``translate(frame, st, decision) -> Decision``: the decision to apply
+#:   there (retry, skip, use become hand-overs to the new code);
+#: * ``function_of(frame)``: the function whose code a reload replaced (rerun);
+#: * ``lines_of(code) -> list[str] | None``: the source lines old code was
+#:   compiled from (``None``: the file's current text is right).
+edits: Any = None
+
 #: Policies by name: ``policy(failure) -> Decision``.
 policies: dict[str, Callable[[Failure], Decision]] = {}
 
@@ -528,6 +555,9 @@ def apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decision
 
 
 def _apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decision):
+    if edits is not None:
+        # A restart on a frame running code a reload replaced continues in the new code.
+        d = edits.translate(frame, st, d)
     a = d.action
     reason = refusal(frame, st, a) if a is not Action.TRANSFER else st.refusal(a)
     if reason is not None and not (a is Action.USE_VALUE and isinstance(st.node, ast.Return)):
@@ -596,7 +626,8 @@ def _function_of(frame: types.FrameType):
     for obj in gc.get_referrers(code):
         if isinstance(obj, types.FunctionType) and obj.__code__ is code:
             return obj
-    return None
+    # A reload gave the function new code: the frame still runs the old one.
+    return edits.function_of(frame) if edits is not None else None
 
 
 def _rerun_thunk(frame: types.FrameType):

@@ -82,7 +82,13 @@ class _InstrumentingLoader(importlib.machinery.SourceFileLoader):
 
     def get_code(self, fullname):
         code = super().get_code(fullname)
-        return instrument_code(code) if code is not None else None
+        if code is None:
+            return None
+        # What a later reload compares the edited file with.
+        from . import reload
+
+        reload.remember(self.path)
+        return instrument_code(code)
 
 
 class InstrumentingFinder(importlib.abc.MetaPathFinder):

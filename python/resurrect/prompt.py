@@ -69,6 +69,12 @@ def _lines_of(frame: types.FrameType) -> list[str]:
     filename = frame.f_code.co_filename
     if filename in _sources:
         return _sources[filename]
+    reload_ = sys.modules.get("resurrect.reload")
+    if reload_ is not None:
+        # A frame still running code from before a reload: the text it ran from.
+        lines = reload_.source_lines(frame.f_code)
+        if lines is not None:
+            return lines
     return linecache.getlines(filename, frame.f_globals)
 
 
