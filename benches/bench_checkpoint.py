@@ -79,9 +79,10 @@ PROGRAM = textwrap.dedent(
         for r in range(reps):
             plain = plain_dump(arrays, False)
             synced = plain_dump(arrays, True)
+            target = os.path.join(WORKDIR, f"bench{r}.ckpt")
             os.sync()
             t = time.perf_counter()
-            path = checkpoint(os.path.join(WORKDIR, f"bench{r}.ckpt"))
+            path = checkpoint(target)
             print("AFTER", time.time(), flush=True)
             took = time.perf_counter() - t
             print(json.dumps({"bytes": nbytes, "plain": plain, "synced": synced, "checkpoint": took}), flush=True)

@@ -371,11 +371,9 @@ for path, code in t.stdlib_code_objects():
             list(new.co_lines())
         except Exception as e:
             stats["invalid"].append(f"{path}:{code.co_qualname}: {type(e).__name__}: {e}")
-    rps = _core.resume_points(code)
-    covered = [r for r in rps if r.covered]
-    if covered:
+    if _core.is_instrumented(new):
         stats["with_resume_points"] += 1
-        stats["resume_points"] += len(covered)
+        stats["resume_points"] += sum(1 for r in _core.resume_points(new) if r.covered)
 print(json.dumps(stats))
 """
 

@@ -180,11 +180,6 @@ def test_continuation_from_a_captured_frame_state(policy):
     assert cont(ROWS, fixed) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: restored values live in co_consts, so a continuation restoring a "
-    "list or dict is an unhashable code object and engine.statement() raises TypeError",
-)
 def test_continuation_of_instrumented_code_keeps_its_resume_points(policy):
     """A continuation built from instrumented code still dispatches its failures."""
     code = instrument_code(lookup_grid.__code__)

@@ -69,7 +69,7 @@ class Settings:
     every: float | None = None
 
 
-settings = Settings()
+settings = Settings(directory=os.path.abspath(DEFAULT_DIR))
 
 
 def note_source(path: str, text: str | bytes) -> None:

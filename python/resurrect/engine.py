@@ -305,13 +305,16 @@ _FLOW = (SystemExit, KeyboardInterrupt, GeneratorExit)
 def _flow_exceptions() -> tuple[type[BaseException], ...]:
     """Exceptions that are control flow for the runtime or a framework."""
     extra: list[type[BaseException]] = []
-    ut = sys.modules.get("unittest")
-    if ut is not None:
-        extra.append(ut.SkipTest)
-    outcomes = sys.modules.get("_pytest.outcomes")
-    if outcomes is not None:
-        extra.append(outcomes.OutcomeException)
-        extra.append(getattr(outcomes, "Exit", outcomes.OutcomeException))
+    # Modules may be half imported (an exception raised while they import).
+    for module, names in (
+        ("unittest", ("SkipTest",)),
+        ("_pytest.outcomes", ("OutcomeException", "Exit")),
+    ):
+        m = sys.modules.get(module)
+        for name in names:
+            t = getattr(m, name, None) if m is not None else None
+            if isinstance(t, type) and issubclass(t, BaseException):
+                extra.append(t)
     return _FLOW + tuple(extra)
 
 
@@ -515,7 +518,11 @@ def decide(failure: Failure) -> Decision:
         d = signal_handlers(failure)
         if d is not None:
             return d
-    if will_be_caught(failure):
+    try:
+        caught = will_be_caught(failure)
+    except Exception:
+        caught = True  # cannot tell: never override the program
+    if caught:
         return Decision(Action.PROPAGATE)
     if scoped_policy is not None:
         d = scoped_policy(failure)
@@ -533,7 +540,12 @@ def _hook(frame: types.FrameType, exc: BaseException, rp_index: int):
         return ...  # passing through: propagate, and let the target's stub see it
     _tls.busy = True
     try:
-        failure = Failure(exc, frame, statement(frame.f_code, rp_index), threading.current_thread())
+        try:
+            failure = Failure(
+                exc, frame, statement(frame.f_code, rp_index), threading.current_thread()
+            )
+        except Exception:
+            return None  # our own machinery failed: the program's exception goes on unchanged
         decision = decide(failure)
     finally:
         _tls.busy = False

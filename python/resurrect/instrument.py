@@ -33,18 +33,26 @@ def resumable(fn):
     return fn
 
 
-def _instrument_member(value) -> None:
+def _instrument_member(value, module: str | None = None, seen: set[int] | None = None) -> None:
+    """Instrument a function, or the functions of a class (and of its nested
+    classes defined in ``module``), visiting each class once: classes may refer
+    to each other (``urllib.parse``'s result types)."""
+    if seen is None:
+        seen = set()
     if isinstance(value, types.FunctionType):
         value.__code__ = instrument_code(value.__code__)
     elif isinstance(value, staticmethod | classmethod):
-        _instrument_member(value.__func__)
+        _instrument_member(value.__func__, module, seen)
     elif isinstance(value, property):
         for f in (value.fget, value.fset, value.fdel):
             if f is not None:
-                _instrument_member(f)
+                _instrument_member(f, module, seen)
     elif isinstance(value, type):
+        if id(value) in seen or (module is not None and value.__module__ != module):
+            return
+        seen.add(id(value))
         for v in vars(value).values():
-            _instrument_member(v)
+            _instrument_member(v, module or value.__module__, seen)
 
 
 def instrument_module(module: types.ModuleType) -> None:
@@ -84,10 +92,12 @@ class _InstrumentingLoader(importlib.machinery.SourceFileLoader):
         code = super().get_code(fullname)
         if code is None:
             return None
-        # What a later reload compares the edited file with.
-        from . import reload
-
-        reload.remember(self.path)
+        # What a later reload compares the edited file with (only when reload
+        # is in use: importing it here could import `typing` while `typing`
+        # itself is being imported through this loader).
+        reload = sys.modules.get("resurrect.reload")
+        if reload is not None:
+            reload.remember(self.path)
         return instrument_code(code)
 
 
