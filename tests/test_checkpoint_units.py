@@ -354,7 +354,7 @@ def test_a_removed_statement_has_no_counterpart():
 # Continuations holding unhashable values
 
 
-def test_the_engine_can_dispatch_in_a_continuation_holding_a_list(policy):
+def test_the_engine_can_dispatch_in_a_continuation_holding_a_list(policy, monkeypatch):
     """A continuation keeps its restored values among its constants, so it
     cannot be hashed; the engine's resume-point cache must not need to."""
 
@@ -371,6 +371,7 @@ def test_the_engine_can_dispatch_in_a_continuation_holding_a_list(policy):
     cont = _core.continuation(
         code, rp.start, [(0, False, [1, 2, 3]), (1, False, {1: 1}), (2, False, [1])], [("iter", it)]
     )
+    monkeypatch.setattr(engine, "_rp_cache", engine._rp_cache)  # restored afterwards
     checkpoint._fix_code_cache()
     g = types.FunctionType(cont, globals())
     with pytest.raises(KeyError):  # the program's error, not a TypeError of the engine

@@ -84,6 +84,11 @@ def matches(path: str | None, globs: Iterable[str]) -> bool:
     return False
 
 
+#: Source of modules loaded with resume points before `resurrect.reload` was
+#: imported (it takes them over when it is), by path.
+loaded_sources: dict[str, bytes] = {}
+
+
 class _InstrumentingLoader(importlib.machinery.SourceFileLoader):
     """A source loader whose code objects get resume points. The `.pyc` cache
     keeps the original code: a later run without resurrect is unaffected."""
@@ -98,6 +103,11 @@ class _InstrumentingLoader(importlib.machinery.SourceFileLoader):
         reload = sys.modules.get("resurrect.reload")
         if reload is not None:
             reload.remember(self.path)
+        else:
+            try:
+                loaded_sources[self.path] = self.get_data(self.path)
+            except OSError:
+                pass
         return instrument_code(code)
 
 

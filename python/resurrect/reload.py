@@ -2950,3 +2950,15 @@ def watch(
     with _lock:
         _adapt_engine()
     return Watcher(paths, interval, on_reload).start()
+
+
+def _take_over_loaded_sources() -> None:
+    """Texts of modules the import hook loaded before this module existed."""
+    from . import instrument
+
+    while instrument.loaded_sources:
+        path, source = instrument.loaded_sources.popitem()
+        remember(path, source)
+
+
+_take_over_loaded_sources()
