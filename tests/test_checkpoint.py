@@ -1,10 +1,8 @@
 """Checkpoints, end to end: programs run, are stopped (signal, crash, kill),
 and are resumed in new processes, as a user does it.
 
-Until ``cli.py`` wires ``--checkpoint-*``, ``resume`` and ``checkpoints``,
-the commands go through ``tests/programs/ckpt_launch.py``, which installs
-checkpoints and then runs ``resurrect run`` in its process; set
-``RESURRECT_TEST_CLI=1`` to drive ``python -m resurrect`` instead.
+The commands are ``python -m resurrect run|resume|checkpoints``, in
+subprocesses.
 
 Every test has its own key (``XDG_CONFIG_HOME``) and its own directory, with
 copies of the programs (some tests edit them). ``RESURRECT_SEED`` replays the
@@ -27,7 +25,6 @@ from pathlib import Path
 import pytest
 from cli_helpers import PROGRAMS, child_env, marker
 
-LAUNCH = PROGRAMS / "ckpt_launch.py"
 TERM_TRIALS = int(os.environ.get("RESURRECT_TERM_TRIALS", "20"))
 KILL9_TRIALS = int(os.environ.get("RESURRECT_KILL9_TRIALS", "6"))
 
@@ -51,9 +48,7 @@ class Work:
             shutil.copy(PROGRAMS / name, self.dir / name)
 
     def command(self, *args: str) -> list[str]:
-        if os.environ.get("RESURRECT_TEST_CLI"):
-            return [sys.executable, "-m", "resurrect", *args]
-        return [sys.executable, str(LAUNCH), *args]
+        return [sys.executable, "-m", "resurrect", *args]
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -509,7 +504,8 @@ def test_a_checkpoint_written_by_another_python_is_refused(work):
     r = subprocess.run(
         [
             other,
-            str(LAUNCH),
+            "-m",
+            "resurrect",
             "run",
             "--on-error",
             "checkpoint",

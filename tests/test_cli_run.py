@@ -4,6 +4,7 @@ own usage errors are one line with exit status 2."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -89,20 +90,31 @@ def test_tracebacks_of_modules_and_code_are_pythons(mode):
     assert "resurrect" not in r.stderr
 
 
-def test_the_default_without_a_terminal_says_checkpoints_are_not_available_yet():
-    r = resurrect("run", "exits.py", "raise")
-    p = python("exits.py", "raise")
+def test_the_default_without_a_terminal_checkpoints_then_prints_pythons_traceback(tmp_path):
+    shutil.copy(PROGRAMS / "exits.py", tmp_path / "exits.py")
+    r = resurrect("run", "exits.py", "raise", cwd=tmp_path)
+    p = python("exits.py", "raise", cwd=tmp_path)
     assert r.status == p.status == 1
     assert r.stdout == p.stdout
-    first, rest = r.stderr.split("\n", 1)
-    assert first.startswith("resurrect: checkpoints are not available yet")
-    assert rest == p.stderr
+    # The traceback is python's, byte for byte; the way back follows it.
+    assert r.stderr.startswith(p.stderr), r.stderr
+    rest = r.stderr[len(p.stderr) :]
+    assert rest.startswith("resume with: resurrect resume .resurrect/exits-"), rest
+    assert rest.count("\n") == 1
+    written = list((tmp_path / ".resurrect").glob("exits-*.ckpt"))
+    assert len(written) == 1 and rest.strip().endswith(written[0].name)
 
 
-def test_on_error_checkpoint_says_so_once():
-    r = resurrect("run", "--on-error", "checkpoint", "exits.py", "raise")
+def test_checkpoint_dir_option_is_where_checkpoints_go(tmp_path):
+    shutil.copy(PROGRAMS / "exits.py", tmp_path / "exits.py")
+    r = resurrect(
+        "run", "--checkpoint-dir", "saved", "--on-error=checkpoint", "exits.py", "raise", cwd=tmp_path
+    )
     assert r.status == 1
-    assert r.stderr.count("checkpoints are not available yet") == 1
+    assert [p.parent.name for p in tmp_path.glob("*/*.ckpt")] == ["saved"]
+    listed = resurrect("checkpoints", "saved", cwd=tmp_path)
+    assert listed.status == 0
+    assert "exits.py" in listed.stdout and "RuntimeError" in listed.stdout, listed.stdout
 
 
 def test_the_console_script_entry_point_hides_its_frames_too():
@@ -140,11 +152,15 @@ def test_program_exit_hook_sees_the_programs_frames_only(tmp_path):
         (["run", "--bogus", "x.py"], "unknown option '--bogus'"),
         (["run", "-m"], "-m needs a value"),
         (["run", "nonexistent.py"], "can't open file"),
-        (["run", "--checkpoint-dir", "d", "x.py"], "--checkpoint-dir is not available yet"),
-        (["run", "--checkpoint-on", "TERM", "x.py"], "--checkpoint-on is not available yet"),
-        (["run", "--checkpoint-every", "5", "x.py"], "--checkpoint-every is not available yet"),
-        (["resume"], "`resurrect resume` is not available yet"),
-        (["checkpoints"], "`resurrect checkpoints` is not available yet"),
+        (["run", "--checkpoint-dir"], "--checkpoint-dir needs a value"),
+        (["run", "--checkpoint-on", "TREM", "x.py"], "--checkpoint-on: unknown signal 'TREM'"),
+        (["run", "--checkpoint-on", "KILL", "x.py"], "SIGKILL cannot be caught"),
+        (["run", "--checkpoint-on", "999", "x.py"], "unknown signal '999'"),
+        (["run", "--checkpoint-every", "0", "x.py"], "--checkpoint-every needs a positive"),
+        (["run", "--checkpoint-every=soon", "x.py"], "not 'soon'"),
+        (["resume", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["resume", "no-such-dir/"], "no-such-dir: no such checkpoint"),
+        (["checkpoints", "no-such-dir"], "no checkpoint directory no-such-dir"),
     ],
 )
 def test_usage_errors_are_one_line_with_status_2(args, message):

@@ -160,14 +160,6 @@ def test_restarts_lists_the_restarts():
         s.finish("quit")
 
 
-def test_commands_of_later_features_say_they_are_not_available():
-    with Session("divide.py") as s:
-        for command in ("checkpoint", "checkpoint /tmp/x"):
-            name = command.split()[0]
-            assert f"`{name}` is not available yet" in s.do(command)
-        s.finish("quit")
-
-
 def test_tab_completion_of_names_and_commands():
     with Session("divide.py") as s:
         s.send("p denomi\t")

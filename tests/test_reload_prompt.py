@@ -17,24 +17,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import PROGRAMS, Session, child_env, in_order, marker
 
-#: Until `resurrect run` connects edit and continue itself, the tests start it
-#: through this launcher, which does what the command line will do.
-LAUNCH = (
-    "import sys; from resurrect import reload; reload.install(); "
-    "from resurrect.cli import main; sys.exit(main())"
-)
-
-
-def _cli_connects_reload() -> bool:
-    import resurrect.cli
-
-    return "reload" in Path(resurrect.cli.__file__).read_text()
-
-
 def run_command(*args: str) -> list[str]:
-    if _cli_connects_reload():
-        return [sys.executable, "-m", "resurrect", "run", *args]
-    return [sys.executable, "-c", LAUNCH, "run", *args]
+    return [sys.executable, "-m", "resurrect", "run", *args]
 
 
 def session(tmp_path: Path, program: str, *args: str, env: dict | None = None) -> Session:
@@ -228,14 +212,7 @@ def test_watch_changes_a_long_loop_from_the_next_iteration_on(tmp_path):
     old body until `main` returns)."""
     program = tmp_path / "reload_watch.py"
     shutil.copy(PROGRAMS / "reload_watch.py", program)
-    if _cli_connects_reload():
-        command = [sys.executable, "-m", "resurrect", "run", "--watch"]
-    else:
-        launch = (
-            "import sys; from resurrect import reload; reload.install(); "
-            "reload.watch(interval=0.05); from resurrect.cli import main; sys.exit(main())"
-        )
-        command = [sys.executable, "-c", launch, "run"]
+    command = [sys.executable, "-m", "resurrect", "run", "--watch"]
     proc = subprocess.Popen(
         [*command, "--on-error", "raise", "reload_watch.py", "120"],
         cwd=tmp_path,

@@ -37,6 +37,7 @@ __all__ = [
     "SkippedError",
     "abort",
     "cerror",
+    "checkpoint",
     "compute_restarts",
     "continue_",
     "error",
@@ -49,6 +50,7 @@ __all__ = [
     "invoke_restart",
     "muffle_warning",
     "pause",
+    "reload",
     "restart_case",
     "resumable",
     "signal",
@@ -69,9 +71,24 @@ def install(on_error: str = "pause", instrument=None) -> None:
     if on_error not in ("pause", "checkpoint", "skip", "raise"):
         raise ValueError(f"on_error must be pause, checkpoint, skip or raise, not {on_error!r}")
     engine.config.on_error = on_error
+    if on_error == "checkpoint":
+        from . import checkpoint as _checkpoint  # registers the policy
+
+        del _checkpoint
     engine.enable()
     if instrument:
         _instrument.add_globs([instrument] if isinstance(instrument, str) else instrument)
+
+
+def __getattr__(name: str):
+    # `resurrect.checkpoint(path)` and `resurrect.reload()` are modules that
+    # are also callable; they load on first use so that `import resurrect`
+    # stays cheap for programs that never checkpoint or reload.
+    if name in ("checkpoint", "reload"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 del annotations

@@ -41,12 +41,17 @@ options of `run`:
                         unless named)
   --no-sigint           Ctrl-C raises KeyboardInterrupt as usual instead of pausing
   --watch               reload edited source files while the program runs
-  --checkpoint-dir DIR, --checkpoint-on SIGNAL, --checkpoint-every SECONDS
-                        (not available yet)
+  --checkpoint-dir DIR   where checkpoints are written (default ./.resurrect)
+  --checkpoint-on SIGNAL
+                        take a checkpoint at the next statement when SIGNAL
+                        arrives (repeatable; TERM then exits, others continue)
+  --checkpoint-every SECONDS
+                        take a checkpoint every SECONDS (the two newest are kept)
+
+`resurrect resume --help` and `resurrect checkpoints --help` describe the others.
 """
 
 _ON_ERROR = ("pause", "checkpoint", "skip", "raise")
-_NOT_YET = ("--checkpoint-dir", "--checkpoint-on", "--checkpoint-every")
 
 
 class UsageError(Exception):
@@ -65,6 +70,15 @@ class RunOptions:
     sigint: bool = True
     #: Reload edited source files while the program runs.
     watch: bool = False
+    checkpoint_dir: str | None = None
+    #: Signal numbers that take a checkpoint.
+    checkpoint_on: list[int] = dataclasses.field(default_factory=list)
+    checkpoint_every: float | None = None
+
+    @property
+    def checkpoints(self) -> bool:
+        """Whether checkpoints must be set up before the program starts."""
+        return bool(self.checkpoint_dir or self.checkpoint_on or self.checkpoint_every)
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -101,18 +115,21 @@ def _main(args: list[str]) -> int | None:
             sys.stdout.write(USAGE)
             return 0
         return run(options)
-    if command in ("resume", "checkpoints"):
-        raise UsageError(f"`resurrect {command}` is not available yet")
+    if command == "resume":
+        from . import checkpoint
+
+        return checkpoint.resume_main(rest)
+    if command == "checkpoints":
+        from . import checkpoint
+
+        return checkpoint.list_main(rest)
     raise UsageError(f"unknown command {command!r}: expected run, resume or checkpoints")
 
 
 def parse_run(args: list[str]) -> RunOptions | None:
     """The options of ``run``; ``None`` for ``--help``. Everything after the
     program (SCRIPT, ``-m MODULE`` or ``-c CODE``) belongs to the program."""
-    on_error: str | None = None
-    globs: list[str] = []
-    sigint = True
-    watch = False
+    o = RunOptions("script", "", [])
     i = 0
 
     def value(option: str, inline: str | None) -> str:
@@ -132,27 +149,34 @@ def parse_run(args: list[str]) -> RunOptions | None:
         if arg in ("-h", "--help"):
             return None
         if arg.startswith("-m") or arg.startswith("-c"):
-            kind = "module" if arg[1] == "m" else "code"
-            target = arg[2:] if len(arg) > 2 else value(arg, None)
-            return RunOptions(kind, target, args[i + 1 :], on_error, globs, sigint, watch)
+            o.kind = "module" if arg[1] == "m" else "code"
+            o.target = arg[2:] if len(arg) > 2 else value(arg, None)
+            o.args = args[i + 1 :]
+            return o
         if not arg.startswith("-") or arg == "-":
             break
         option, eq, inline = arg.partition("=")
         inline_value = inline if eq else None
         if option == "--on-error":
-            on_error = value(option, inline_value)
-            if on_error not in _ON_ERROR:
+            o.on_error = value(option, inline_value)
+            if o.on_error not in _ON_ERROR:
                 raise UsageError(
-                    f"--on-error must be one of {', '.join(_ON_ERROR)}, not {on_error!r}"
+                    f"--on-error must be one of {', '.join(_ON_ERROR)}, not {o.on_error!r}"
                 )
         elif option == "--instrument":
-            globs.append(value(option, inline_value))
+            o.instrument.append(value(option, inline_value))
         elif option == "--no-sigint" and not eq:
-            sigint = False
+            o.sigint = False
         elif option == "--watch" and not eq:
-            watch = True
-        elif option in _NOT_YET:
-            raise UsageError(f"{option} is not available yet")
+            o.watch = True
+        elif option == "--checkpoint-dir":
+            o.checkpoint_dir = value(option, inline_value)
+            if not o.checkpoint_dir:
+                raise UsageError("--checkpoint-dir needs a directory")
+        elif option == "--checkpoint-on":
+            o.checkpoint_on.append(parse_checkpoint_signal(value(option, inline_value)))
+        elif option == "--checkpoint-every":
+            o.checkpoint_every = parse_seconds(value(option, inline_value))
         else:
             raise UsageError(f"unknown option {arg!r} (see `resurrect run --help`)")
         i += 1
@@ -160,7 +184,39 @@ def parse_run(args: list[str]) -> RunOptions | None:
         raise UsageError("nothing to run: give SCRIPT, -m MODULE or -c CODE")
     if args[i] == "-":
         raise UsageError("running a program from standard input is not supported")
-    return RunOptions("script", args[i], args[i + 1 :], on_error, globs, sigint, watch)
+    o.target, o.args = args[i], args[i + 1 :]
+    return o
+
+
+def parse_checkpoint_signal(name: str) -> int:
+    """``TERM``, ``SIGTERM`` or ``15`` for ``--checkpoint-on``."""
+    import signal
+
+    text = name.strip().upper()
+    try:
+        if text.isdigit():
+            num = int(signal.Signals(int(text)))
+        else:
+            num = int(getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text))
+    except (ValueError, AttributeError):
+        raise UsageError(f"--checkpoint-on: unknown signal {name!r}") from None
+    if num in (signal.SIGKILL, signal.SIGSTOP):
+        raise UsageError(f"--checkpoint-on: {signal.Signals(num).name} cannot be caught")
+    if num == signal.SIGINT:
+        raise UsageError("--checkpoint-on: INT is Ctrl-C, which pauses (use `checkpoint` at the prompt)")
+    return num
+
+
+def parse_seconds(text: str) -> float:
+    import math
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise UsageError(f"--checkpoint-every needs a positive number of seconds, not {text!r}")
+    return seconds
 
 
 # ---------------------------------------------------------------------------
@@ -257,6 +313,10 @@ def run(options: RunOptions) -> int | None:
 
     on_error = options.on_error or _default_on_error()
     _set_policy(on_error)
+    if options.checkpoints:
+        from . import checkpoint
+
+        checkpoint.install(options.checkpoint_dir, options.checkpoint_on, options.checkpoint_every)
     selection = Selection(options.instrument, default_dirs)
     finder = _Finder(selection)
     sys.meta_path.insert(0, finder)
@@ -295,23 +355,16 @@ def _default_on_error() -> str:
 def _set_policy(on_error: str) -> None:
     engine.config.on_error = on_error
     if on_error == "checkpoint" and "checkpoint" not in engine.policies:
-        engine.policies["checkpoint"] = _checkpoint_unavailable
+        engine.policies["checkpoint"] = _checkpoint_policy
 
 
-_warned_checkpoint = False
+def _checkpoint_policy(failure: engine.Failure) -> engine.Decision:
+    """``--on-error checkpoint``: the checkpoint machinery is imported when
+    the first failure needs it (importing it registers the real policy), so
+    a program that never fails does not pay for it at start-up."""
+    from . import checkpoint
 
-
-def _checkpoint_unavailable(failure: engine.Failure) -> engine.Decision:
-    """``--on-error checkpoint`` until checkpoints exist: say so once, then
-    behave as ``--on-error raise``."""
-    global _warned_checkpoint
-    if not _warned_checkpoint:
-        _warned_checkpoint = True
-        sys.stderr.write(
-            "resurrect: checkpoints are not available yet: the exception propagates "
-            "as with --on-error raise\n"
-        )
-    return engine.Decision(engine.Action.PROPAGATE)
+    return checkpoint._policy(failure)
 
 
 def _skip_summary() -> None:

@@ -50,9 +50,10 @@ _waiting: list[threading.Thread] = []
 _quit_requested = False
 
 #: Commands provided by other parts of resurrect (``reload``, ``edit``,
-#: ``checkpoint``): ``extensions[name](prompt, arg)``. Until one registers, the
-#: command says it is not available yet.
+#: ``checkpoint``): ``extensions[name](prompt, arg)``. Each registers when
+#: its module is imported; :data:`_providers` imports it on first use.
 extensions: dict[str, Callable[[Prompt, str], Any]] = {}
+_providers = {"checkpoint": "checkpoint"}
 
 #: Source text of code that has no file (``-c``), by its ``co_filename``.
 _sources: dict[str, list[str]] = {}
@@ -1152,8 +1153,13 @@ class Prompt(cmd.Cmd):
 
     def _extension(self, name: str, arg: str) -> None:
         handler = extensions.get(name)
+        if handler is None and name in _providers:
+            import importlib
+
+            importlib.import_module(f"{__package__}.{_providers[name]}")
+            handler = extensions.get(name)
         if handler is None:
-            self.error(f"`{name}` is not available yet")
+            self.error(f"`{name}` is not available here")
             return
         handler(self, arg)
 

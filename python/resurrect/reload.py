@@ -2962,3 +2962,14 @@ def _take_over_loaded_sources() -> None:
 
 
 _take_over_loaded_sources()
+
+
+class _CallableModule(types.ModuleType):
+    """``resurrect.reload(...)`` calls :func:`reload` while
+    ``resurrect.reload.watch`` etc. stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ReloadReport:
+        return reload(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
