@@ -108,7 +108,13 @@ def test_the_default_without_a_terminal_checkpoints_then_prints_pythons_tracebac
 def test_checkpoint_dir_option_is_where_checkpoints_go(tmp_path):
     shutil.copy(PROGRAMS / "exits.py", tmp_path / "exits.py")
     r = resurrect(
-        "run", "--checkpoint-dir", "saved", "--on-error=checkpoint", "exits.py", "raise", cwd=tmp_path
+        "run",
+        "--checkpoint-dir",
+        "saved",
+        "--on-error=checkpoint",
+        "exits.py",
+        "raise",
+        cwd=tmp_path,
     )
     assert r.status == 1
     assert [p.parent.name for p in tmp_path.glob("*/*.ckpt")] == ["saved"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import PROGRAMS, Session, child_env, in_order, marker
 
+
 def run_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "resurrect", "run", *args]
 

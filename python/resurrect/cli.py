@@ -203,7 +203,9 @@ def parse_checkpoint_signal(name: str) -> int:
     if num in (signal.SIGKILL, signal.SIGSTOP):
         raise UsageError(f"--checkpoint-on: {signal.Signals(num).name} cannot be caught")
     if num == signal.SIGINT:
-        raise UsageError("--checkpoint-on: INT is Ctrl-C, which pauses (use `checkpoint` at the prompt)")
+        raise UsageError(
+            "--checkpoint-on: INT is Ctrl-C, which pauses (use `checkpoint` at the prompt)"
+        )
     return num
 
 
