@@ -37,7 +37,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-LAUNCH = REPO / "tests" / "programs" / "ckpt_launch.py"
 
 PROGRAM = textwrap.dedent(
     """\
@@ -100,9 +99,7 @@ PROGRAM = textwrap.dedent(
 
 
 def command(*args: str) -> list[str]:
-    if os.environ.get("RESURRECT_BENCH_CLI") or not LAUNCH.exists():
-        return [sys.executable, "-m", "resurrect", *args]
-    return [sys.executable, str(LAUNCH), *args]
+    return [sys.executable, "-m", "resurrect", *args]
 
 
 def env(config: Path) -> dict[str, str]:

@@ -36,7 +36,7 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off
 
 # The tools every venv gets. Changing this list reinstalls on the next run.
-REQUIREMENTS=("maturin>=1.5,<2" "pytest>=8" "pexpect>=4.8" "hypothesis>=6" "hypothesmith>=0.3")
+REQUIREMENTS=("maturin>=1.5,<2" "pytest>=8" "pexpect>=4.8" "hypothesis>=6" "hypothesmith>=0.3" "numpy>=1.26")
 # Optional: only its benchmark workloads are used by benches/.
 OPTIONAL_REQUIREMENTS=("pyperformance")
 # Linting tools, installed into the py311 venv only.
