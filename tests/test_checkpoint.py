@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import PROGRAMS, child_env, marker
+from cli_helpers import PROGRAMS, REPO, child_env, marker
 
 TERM_TRIALS = int(os.environ.get("RESURRECT_TERM_TRIALS", "20"))
 KILL9_TRIALS = int(os.environ.get("RESURRECT_KILL9_TRIALS", "6"))
@@ -232,6 +232,32 @@ def test_crash_checkpoint_fix_and_resume(work):
     assert (
         work.dir / "out.txt"
     ).read_text() == "[100, 50, 33, 25, 20, 16, 0, 100, 50, 33, 25, 20, 16, 0]\n"
+
+
+def test_the_bundled_example_crashes_is_fixed_and_resumes(work):
+    """The README's example, as a user meets it without a terminal: the
+    default is a checkpoint. Its outer call statements computed values before
+    the call in progress (`main(Path(...) if ... else ...)`, a dict display
+    half built around `parse_price(price)`): they come back from the
+    checkpoint, nothing of them runs again."""
+    shutil.copy(REPO / "examples" / "records_job.py", work.dir / "records_job.py")
+    r = work.run("run", "records_job.py", "out.txt")
+    assert r.returncode == 1
+    assert "ValueError: could not convert string to float: 'n/a'" in r.stderr
+    assert r.stderr.splitlines()[-1].startswith("resume with: resurrect resume .resurrect/")
+    p = work.dir / "records_job.py"
+    p.write_text(
+        p.read_text().replace(
+            "    return round(float(text), 2)\n",
+            "    return round(float(text), 2) if text != 'n/a' else 0.0\n",
+        )
+    )
+    resumed = work.run("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    plain = work.python("records_job.py", "plain.txt")
+    assert plain.returncode == 0, plain.stderr
+    assert resumed.stdout == plain.stdout.replace("plain.txt", "out.txt")
+    assert (work.dir / "out.txt").read_text() == (work.dir / "plain.txt").read_text()
 
 
 def test_resume_without_the_fix_fails_again_and_checkpoints_again(work):

@@ -256,57 +256,103 @@ def test_a_changed_input_file_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Which call statements can be run again
+# Re-entering a statement at the call in progress
 
 
-def call_state(source: str, **globals_):
-    """Run ``source`` (defining ``outer``, which calls ``probe``); returns
-    why ``outer``'s statement could not be repeated when ``probe`` ran."""
-    seen = {}
+def reenter(statement: str):
+    """Run ``outer``, whose ``statement`` calls ``probe``; at that call, read
+    ``outer``'s call site as a checkpoint does, let ``outer`` finish, then run
+    a continuation of ``outer`` built from what was read, entering the call
+    with a function that returns what ``probe`` returned. Returns both results
+    and how often ``helper`` (which the statement may call before ``probe``)
+    ran."""
+    seen: dict = {}
+    calls: list = []
+
+    def helper(v):
+        calls.append(v)
+        return v * 10
 
     def probe(*args, **kwargs):
         f = sys._getframe(1)
         rp = _core.resume_point_at(f.f_code, f.f_lasti)
-        seen["why"] = frames.unrepeatable_work(f, rp.start, f.f_lasti)
-        return 1
+        site = _core.call_site(f, sys._getframe(0))
+        assert site is not None and site[0] == rp.start, site
+        plain, _cells = frames.frame_locals(f)
+        names = frames.localsplus_names(f.f_code)
+        seen.update(
+            rp=rp,
+            site=frames.CallSite(*site[1:4], list(site[4])),
+            restores=[(names.index(k), False, v) for k, v in plain.items()],
+            base=_core.frame_stack(f, rp.start),
+        )
+        return 100
 
-    ns = {"probe": probe, **globals_}
-    exec(compile(textwrap.dedent(source), "<units>", "exec"), ns)
-    ns["outer"]()
-    return seen["why"]
-
-
-@pytest.mark.parametrize(
-    ("statement", "why"),
-    [
-        ("x = probe(a, b)", None),
-        ("out.append(probe(a))", None),
-        ("total += probe(a)", None),
-        ("print(f'{a}: {probe(a)}', end='')", None),
-        ("x = probe(list(range(1, 3)), len(items), int('3'))", None),
-        ("x = probe(sorted(items), key=str)", None),
-        ("x = helper(a) + probe(a)", "it called helper() before this call"),
-        ("x = probe(list(it))", "it passed the iterator `it` to list() before this call"),
-        ("x = probe(a) if a else 0", "ran before this call"),
-        ("x = [probe(v) for v in items]", "ran before this call"),
-        ("x = probe(obj.method(), a)", "it called method() before this call"),
-    ],
-)
-def test_calls_that_can_be_entered_again(statement, why):
     source = f"""
-    def helper(v):
-        return v
-
     def outer():
-        a, b, out, total, items, it = 1, 2, [], 0, [3, 1], iter([1])
-        obj = type("O", (), {{"method": lambda self: 1}})()
+        a, b, items, it = 1, 2, [3, 1], iter([5, 6])
+        obj = type("O", (), {{"method": lambda self, v: v + 1}})()
         {statement}
+        return x, a
     """
-    got = call_state(source)
-    if why is None:
-        assert got is None
-    else:
-        assert got is not None and why in got, got
+    ns = {"probe": probe, "helper": helper}
+    exec(instrument_code(compile(textwrap.dedent(source), "<units>", "exec")), ns)
+    plain_result = ns["outer"]()
+    n_calls = len(calls)
+    entry = frames._entry(frames._RETURN, (100,), {})
+    stack = seen["site"].stack + frames.call_operands(seen["site"], entry)
+    cont = _core.call_continuation(
+        ns["outer"].__code__,
+        seen["rp"].start,
+        seen["site"].ordinal,
+        seen["restores"],
+        seen["base"],
+        stack,
+    )
+    resumed = types.FunctionType(cont, ns)()
+    return plain_result, resumed, n_calls, len(calls)
+
+
+# (statement, calls of `helper` made after `probe` returns)
+STATEMENTS = [
+    ("x = probe(a, b)", 0),
+    ("x = helper(a) + probe(a)", 0),
+    ("x = helper(a) + helper(b) * probe(a, k=b)", 0),
+    ("x = probe(list(it))", 0),
+    ("x = probe(a) if a else helper(b)", 0),
+    ("x = (helper(a), probe(obj.method(a), a), helper(b))", 1),
+    ("x = helper(probe(helper(a)))", 1),
+    ("x = f'{helper(a)}: {probe(a)}'", 0),
+    ("x = probe(*items, **{'k': helper(b)})", 0),
+    ("x = {'a': helper(a), 'p': probe(a=a)}", 0),
+    ("x = obj.method(probe(a))", 0),
+]
+if sys.version_info >= (3, 12):  # 3.11 runs comprehensions in their own frames
+    # the state is read at the last call of `probe`: in the second iteration,
+    # with the list built so far and the comprehension's iterator on the stack
+    STATEMENTS.append(("x = [helper(v) + probe(v) for v in items if v > 0]", 0))
+
+
+@pytest.mark.parametrize(("statement", "after"), STATEMENTS)
+def test_a_statement_is_reentered_at_its_call_without_repeating_work(statement, after):
+    plain, resumed, calls_before, calls_after = reenter(statement)
+    assert resumed == plain
+    # The helper calls made before `probe` are not made again.
+    assert calls_after == calls_before + after
+
+
+def test_reentering_with_a_wrong_stack_is_refused():
+    def outer():
+        return abs(-1)
+
+    code = instrument_code(outer.__code__)
+    rp = _core.resume_points(code)[0]
+    with pytest.raises(_core.BytecodeError, match="stack"):
+        _core.call_continuation(code, rp.start, 0, [], [], [("value", 1)])
+    with pytest.raises(_core.BytecodeError, match="no call number 3"):
+        _core.call_continuation(code, rp.start, 3, [], [], [])
+    with pytest.raises(_core.BytecodeError, match="no statement starts"):
+        _core.call_continuation(code, rp.start + 1, 0, [], [], [])
 
 
 # ---------------------------------------------------------------------------

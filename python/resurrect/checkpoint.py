@@ -302,9 +302,6 @@ def _restore_random(state: dict[str, Any]) -> None:
 # The API
 
 
-_resumed_from: str | None = None
-
-
 def _caller() -> types.FrameType:
     f = sys._getframe(1)
     while f is not None and f.f_globals.get("__name__") == __name__:
@@ -317,10 +314,6 @@ def checkpoint(path: str | None = None) -> str:
     """Write a checkpoint now; returns its path. Resuming continues the
     program in the statement that called this, where this returns the path
     of the checkpoint it was resumed from."""
-    global _resumed_from
-    if _resumed_from is not None:
-        done, _resumed_from = _resumed_from, None
-        return done
     handled = sys.exc_info()[1]
     frame = _caller()
     return save(frame, None, handled, "resurrect.checkpoint()", path, kind="api")
@@ -820,7 +813,6 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
     """Check and load a checkpoint and build its frames' continuations; the
     process is then set up as the checkpointed one was (directory, argv,
     ``sys.path``, ``__main__``, instrumented imports, policies, signals)."""
-    global _resumed_from
     import importlib
     import importlib.machinery
     import importlib.util
@@ -915,7 +907,7 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
 
     states = root["frames"]
     main_code = resolver.new_tree(main_file).code
-    levels = _frames_mod.build(states, main_code, resolver, o.skip)
+    levels = _frames_mod.build(states, main_code, resolver, o.skip, returns=path)
     new, notes = _frames_mod.new_definitions(resolver, main_file, levels[0].rp.line or 0)
     for node in new:
         code = compile(
@@ -930,8 +922,6 @@ def prepare(path: str, o: ResumeOptions) -> Prepared:
     for note in notes + resolver.notes:
         _write_err(f"resurrect: {note}")
     _fix_code_cache()
-    if h.get("kind") == "api" and not o.skip:
-        _resumed_from = path
     return Prepared(path, h, main, levels, _frames_mod.Reentry(levels), o.skip)
 
 

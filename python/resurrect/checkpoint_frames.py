@@ -5,12 +5,12 @@ are read from the live stack, and how a new process rebuilds them.
 start, or at the statement of a failure) out to ``__main__``'s module frame.
 Every frame on the way must have resume points and be called by the one
 below it directly from Python (not from C code such as ``map``, ``sorted`` or
-``type.__call__``), and each outer frame must be at a *clean* call: nothing
-of its statement that stores, deletes, imports or calls ran before the call
-that is in progress. Such a statement can be run again from its start and
-reaches the same call with the same arguments. Otherwise the stack is
-refused (:class:`StackRefused`): a checkpoint requested by a signal or timer
-then waits for the next statement boundary where it is not.
+``type.__call__``). Each outer frame is suspended in a call of one of its
+statements: what the statement computed before that call (the values below
+the call's operands on the frame's value stack, ``_core.call_site``) is saved
+with the frame, so nothing of the statement runs twice. Otherwise the stack
+is refused (:class:`StackRefused`): a checkpoint requested by a signal or
+timer then waits for the next statement boundary where it is not.
 
 Per frame: its code (by name, see :mod:`.checkpoint_source`), the function
 object running it, the resume point, the locals (cell variables as the cell
@@ -18,19 +18,23 @@ objects, so closures keep sharing them), and the base slots of the statement:
 loop iterators, bound ``__exit__`` methods of open ``with`` blocks, and for
 ``except`` bodies the exception being handled.
 
-**Rebuilding** ("a new process rebuilds the frames outermost first: each
-continuation re-enters its call statement, whose callee's next call enters
-the callee's continuation"). For every frame a continuation is built from
-the *current* code at the mapped statement (``_core.continuation``). The
-module's continuation runs with ``exec``. Before it starts, the function of
-frame 1 gets the continuation of frame 1 as its ``__code__`` (same signature,
-so the retried call statement calls it normally: the arguments it passes are
-then overwritten by the restored locals). A profile hook (``sys.setprofile``)
-sees the continuation's ``call`` event, puts the function's real code back at
-once (later calls, recursion included, run normal code) and arms frame 2's
-function the same way, and so on; after the innermost frame is entered the
-hook is removed. If a call statement finishes without entering the armed
-continuation, the hook disarms it and says so.
+**Rebuilding** (a new process rebuilds the frames outermost first). For
+every frame a continuation is built from the *current* code at the mapped
+statement. The innermost frame's continuation starts at its statement
+(``_core.continuation``); an outer frame's re-enters its statement *at the
+call* (``_core.call_continuation``): the prologue pushes the saved values
+below the call, then an *entry* function (:func:`_entry`) as the callable
+with placeholder arguments, and jumps to the call instruction. The entry
+function calls the next frame's function with arguments that fit its
+signature (the restored locals overwrite them). The module's continuation
+runs with ``exec``. Before it starts, the function of frame 1 gets the
+continuation of frame 1 as its ``__code__``; a profile hook
+(``sys.setprofile``) sees the continuation's ``call`` event, puts the
+function's real code back at once (later calls, recursion included, run
+normal code) and arms frame 2's function the same way, and so on; after the
+innermost frame is entered the hook is removed. The entry functions' frames
+stay on the stack between the rebuilt frames; :func:`walk_stack` passes over
+them, so the resumed program can be checkpointed again.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ from __future__ import annotations
 import ast
 import ctypes
 import dataclasses
-import dis
 import os
 import sys
 import threading
@@ -151,6 +154,18 @@ def frame_locals(frame: types.FrameType) -> tuple[dict[str, Any], dict[str, type
 
 
 @dataclasses.dataclass
+class CallSite:
+    """Where an outer frame is suspended: call number ``ordinal`` of its
+    statement (``opname``, ``oparg``), with ``stack``, the values the
+    statement computed below the call (``("value", v)`` or ``("null", None)``)."""
+
+    ordinal: int
+    opname: str
+    oparg: int
+    stack: list[tuple[str, Any]]
+
+
+@dataclasses.dataclass
 class FrameState:
     """One frame of a checkpoint."""
 
@@ -166,6 +181,8 @@ class FrameState:
     #: For messages: "process() at job.py:12" and the statement's text.
     where: str
     text: str
+    #: Outer frames (and the caller of ``resurrect.checkpoint()``): the call in progress.
+    call: CallSite | None = None
 
 
 @dataclasses.dataclass
@@ -176,6 +193,7 @@ class LiveFrame:
     rp: Any
     code: types.CodeType  # the code it continues (its own code unless a continuation)
     shift: int  # prologue size of a continuation, in bytes
+    call: CallSite | None = None
 
     @property
     def where(self) -> str:
@@ -192,235 +210,112 @@ def is_main_frame(frame: types.FrameType) -> bool:
     )
 
 
-# Builtins that a call statement may have called before the call in
-# progress: running them again changes nothing (they neither call the
-# program's code nor change their arguments) ...
-_PURE_BUILTINS = (
-    "abs",
-    "ascii",
-    "bin",
-    "bool",
-    "callable",
-    "chr",
-    "complex",
-    "divmod",
-    "float",
-    "format",
-    "hash",
-    "hex",
-    "id",
-    "int",
-    "isinstance",
-    "issubclass",
-    "len",
-    "oct",
-    "ord",
-    "pow",
-    "range",
-    "repr",
-    "round",
-    "slice",
-    "str",
-    "type",
-)
-# ... and these, unless given an iterator (which they would consume again).
-_CONSUMING_BUILTINS = (
-    "all",
-    "any",
-    "bytes",
-    "dict",
-    "enumerate",
-    "frozenset",
-    "list",
-    "max",
-    "min",
-    "reversed",
-    "set",
-    "sorted",
-    "sum",
-    "tuple",
-    "zip",
-)
-_SAFE = {id(getattr(__import__("builtins"), n)): n for n in _PURE_BUILTINS + _CONSUMING_BUILTINS}
-_CONSUMERS = {id(getattr(__import__("builtins"), n)) for n in _CONSUMING_BUILTINS}
-
-_NO_EFFECT = {"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "KW_NAMES"}
-_POP2_PUSH1 = {
-    "BINARY_OP",
-    "BINARY_SUBSCR",
-    "COMPARE_OP",
-    "IS_OP",
-    "CONTAINS_OP",
-    "FORMAT_WITH_SPEC",
-}
-_POP1_PUSH1 = {
-    "UNARY_NEGATIVE",
-    "UNARY_NOT",
-    "UNARY_INVERT",
-    "TO_BOOL",
-    "FORMAT_SIMPLE",
-    "CONVERT_VALUE",
-    "CALL_INTRINSIC_1",
-    "GET_ITER",
-}
-_BUILD_N = {"BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_STRING", "BUILD_SLICE"}
-_POP1 = {
-    "POP_TOP",
-    "LIST_EXTEND",
-    "SET_UPDATE",
-    "DICT_UPDATE",
-    "DICT_MERGE",
-    "LIST_APPEND",
-    "SET_ADD",
-}
-
-_instructions: dict[int, tuple[types.CodeType, list[dis.Instruction]]] = {}
+# The entry function's frames sit between rebuilt frames (see the docstring).
 
 
-def _instrs(code: types.CodeType) -> list[dis.Instruction]:
-    entry = _instructions.get(id(code))
-    if entry is None or entry[0] is not code:
-        entry = _instructions[id(code)] = (code, list(dis.get_instructions(code)))
-    return entry[1]
+ENTRY_NAME = "__resurrect_enter__"
+#: What entry functions' frames show (tracebacks of the program leave them out).
+ENTRY_FILE = "<resurrect: resumed call>"
+ENTRY_MODULE = "resurrect._entry"
+_entry_makers: dict[tuple[int, tuple[str, ...]], Any] = {}
 
 
-def _value_of(frame: types.FrameType, ins: dis.Instruction) -> Any:
-    """The current value of the name an instruction loads (``_UNBOUND`` if none)."""
-    name = ins.argval
-    op = ins.opname
-    if op == "LOAD_GLOBAL":
-        g = frame.f_globals
-        if name in g:
-            return g[name]
-        b = frame.f_builtins
-        return b.get(name, _UNBOUND)
-    if op == "LOAD_NAME":
-        for ns in (frame.f_locals, frame.f_globals, frame.f_builtins):
-            if name in ns:
-                return ns[name]
-        return _UNBOUND
-    return frame.f_locals.get(name, _UNBOUND)
+def _entry(fn: Any, args: tuple, kwargs: dict) -> types.FunctionType:
+    """A function that ignores the placeholder arguments it is called with
+    and calls ``fn(*args, **kwargs)`` (``fn``: a callable, or ``_RETURN`` to
+    return ``args[0]``). The call is spelled out (``fn(a0, a1, k=k)``), not
+    ``fn(*args)``: 3.11 and 3.12 make a ``*args`` call through C, and a
+    frame entered from C cannot be checkpointed again."""
+    if fn is _RETURN:
+        value = args[0]
+
+        def __resurrect_enter__(*_placeholders: Any, **_keywords: Any) -> Any:
+            return value
+
+        return __resurrect_enter__
+    key = (len(args), tuple(kwargs))
+    make = _entry_makers.get(key)
+    if make is None:
+        names = [f"a{i}" for i in range(len(args))] + [f"k{i}" for i in range(len(kwargs))]
+        passed = names[: len(args)] + [f"{kw}=k{i}" for i, kw in enumerate(kwargs)]
+        unpack = f"    {', '.join(names)}, = values\n" if names else ""
+        source = (
+            "def make(fn, values):\n"
+            + unpack
+            + f"    def {ENTRY_NAME}(*_placeholders, **_keywords):\n"
+            + f"        return fn({', '.join(passed)})\n"
+            + f"    return {ENTRY_NAME}\n"
+        )
+        namespace: dict[str, Any] = {"__name__": ENTRY_MODULE}
+        exec(compile(source, ENTRY_FILE, "exec"), namespace)
+        make = _entry_makers[key] = namespace["make"]
+    return make(fn, (*args, *kwargs.values()))
 
 
-def unrepeatable_work(frame: types.FrameType, start: int, lasti: int) -> str | None:
-    """Why running the statement of ``frame`` from ``start`` again would not
-    simply reach the call in progress at ``lasti`` again (``None``: it would).
+def is_entry(code: types.CodeType) -> bool:
+    """Whether ``code`` is an entry function's (see :func:`_entry`)."""
+    return code.co_name == ENTRY_NAME and code.co_filename in (ENTRY_FILE, __file__)
 
-    The instructions of the statement up to the call are simulated on a
-    stack of tokens, so that each call made before it is known by its
-    callable: only calls of harmless builtins (and their arguments' loads)
-    may be repeated; stores, imports, other calls, jumps may not."""
-    code = frame.f_code
-    ins = [i for i in _instrs(code) if start <= i.offset <= lasti and i.opname != "CACHE"]
-    calls = [k for k, i in enumerate(ins) if i.opname in ("CALL", "CALL_KW", "PRECALL")]
-    if _V == (3, 11):
-        calls = [k for k in calls if ins[k].opname == "PRECALL"]
-    if not calls:
-        return f"no call in progress at line {frame.f_lineno}"
-    current = calls[-1]
-    stack: list[tuple] = []
 
-    class Underflow(Exception):
-        pass
+_RETURN = object()
 
-    def pop(n: int = 1) -> list[tuple]:
-        if n > len(stack):
-            raise Underflow
-        out = stack[len(stack) - n :]
-        del stack[len(stack) - n :]
-        return out
 
-    try:
-        for k, i in enumerate(ins[: current + 1]):
-            op, arg = i.opname, i.arg or 0
-            if op in _NO_EFFECT or (op == "CALL" and _V == (3, 11)):
-                continue
-            if op == "LOAD_GLOBAL":
-                tok = ("name", _value_of(frame, i), i.argval)
-                if arg & 1:
-                    stack.extend([tok, ("null",)] if _V >= (3, 13) else [("null",), tok])
-                else:
-                    stack.append(tok)
-            elif op in ("LOAD_NAME", "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE"):
-                stack.append(("name", _value_of(frame, i), i.argval))
-            elif op == "LOAD_FAST_LOAD_FAST":
-                for n in i.argval:
-                    stack.append(("name", frame.f_locals.get(n, _UNBOUND), n))
-            elif op == "LOAD_CONST":
-                stack.append(("const",))
-            elif op == "PUSH_NULL":
-                stack.append(("null",))
-            elif op == "LOAD_METHOD" or (op == "LOAD_ATTR" and _V >= (3, 12) and arg & 1):
-                pop()
-                stack.extend([("attr", i.argval), ("attr", i.argval)])
-            elif op == "LOAD_ATTR":
-                pop()
-                stack.append(("attr", i.argval))
-            elif op in ("CALL", "CALL_KW", "PRECALL"):
-                if op == "CALL_KW":
-                    pop()
-                args = pop(arg)
-                a, b = pop(2)
-                callee = a if _V >= (3, 13) or a[0] != "null" else b
-                if k == current:
-                    break
-                if callee[0] != "name" or id(callee[1]) not in _SAFE:
-                    what = callee[-1] if callee[0] in ("name", "attr") else "a computed callable"
-                    return f"it called {what}() before this call"
-                name = _SAFE[id(callee[1])]
-                if id(callee[1]) in _CONSUMERS:
-                    for t in [a, b, *args]:
-                        if t[0] == "name" and hasattr(type(t[1]), "__next__"):
-                            return f"it passed the iterator `{t[2]}` to {name}() before this call"
-                        if t[0] == "attr":
-                            return f"it passed `.{t[1]}` to {name}() before this call"
-                stack.append(("value",))
-            elif op in _POP2_PUSH1:
-                pop(2)
-                stack.append(("value",))
-            elif op == "BINARY_SLICE":
-                pop(3)
-                stack.append(("value",))
-            elif op in _POP1_PUSH1:
-                pop()
-                stack.append(("value",))
-            elif op == "FORMAT_VALUE":
-                pop(2 if arg & 4 else 1)
-                stack.append(("value",))
-            elif op in _BUILD_N:
-                pop(arg)
-                stack.append(("value",))
-            elif op == "BUILD_MAP":
-                pop(2 * arg)
-                stack.append(("value",))
-            elif op == "BUILD_CONST_KEY_MAP":
-                pop(arg + 1)
-                stack.append(("value",))
-            elif op in _POP1:
-                pop()
-            elif op == "MAP_ADD":
-                pop(2)
-            elif op == "COPY":
-                stack.append(stack[-arg])
-            elif op == "SWAP":
-                stack[-1], stack[-arg] = stack[-arg], stack[-1]
-            else:
-                return f"its `{op}` ran before this call"
-    except Underflow:
-        return "the instructions before this call could not be followed"
-    return None
+def call_arguments(fn: types.FunctionType, fs: FrameState) -> tuple[tuple, dict]:
+    """Arguments that bind ``fn``'s parameters (the saved values where there
+    are any: the continuation stores the saved locals over them anyway)."""
+    code = fn.__code__
+    names = code.co_varnames
+    n_pos = code.co_argcount
+    n_kw = code.co_kwonlyargcount
+
+    def value(name: str) -> Any:
+        if name in fs.locals:
+            return fs.locals[name]
+        cell = fs.cells.get(name)
+        try:
+            return cell.cell_contents if cell is not None else None
+        except ValueError:
+            return None
+
+    args = tuple(value(n) for n in names[:n_pos])
+    kwargs = {n: value(n) for n in names[n_pos : n_pos + n_kw]}
+    return args, kwargs
+
+
+def call_operands(site: CallSite, callable_: Any) -> list[tuple[str, Any]]:
+    """The operands of the call ``site`` re-entered with ``callable_`` and
+    placeholder arguments, bottom first, in this version's layout: before
+    3.13 ``NULL, callable, args``; 3.13 ``callable, NULL, args`` (and
+    ``CALL_KW``'s names, empty here: every argument positional)."""
+    null = ("null", None)
+    fn = ("value", callable_)
+    head = [fn, null] if _V >= (3, 13) else [null, fn]
+    if site.opname == "CALL_FUNCTION_EX":
+        return head + [("value", ())] + ([("value", {})] if site.oparg & 1 else [])
+    args = [("value", None)] * site.oparg
+    if site.opname == "CALL_KW":
+        return head + args + [("value", ())]
+    return head + args
 
 
 def walk_stack(frame: types.FrameType, rp: Any | None) -> list[LiveFrame]:
     """The frames to save, outermost (``__main__``) first, with ``frame``
     stopped at ``rp`` (``None``: ``frame`` is in a call, to resurrect itself,
-    checked like the calls of outer frames); raises :class:`StackRefused`
+    saved at that call like outer frames); raises :class:`StackRefused`
     when they cannot be saved now."""
     out: list[LiveFrame] = []
     f: types.FrameType | None = frame
-    child: types.FrameType | None = None
+    child: types.FrameType | None = None  # the frame `f` called (entry frames included)
     while f is not None:
         code = f.f_code
+        if is_entry(code):
+            # Between two frames rebuilt by `resume`: the entry function called
+            # the inner one (see the module's docstring).
+            if child is not None and _core.entered_from_c(child):
+                raise StackRefused("a resumed frame was called from C code")
+            child = f
+            f = f.f_back
+            continue
         origin, shift = _source.origin(code)
         name = "<module>" if code.co_name == "<module>" else f"{code.co_qualname}()"
         if code.co_name in _COMPREHENSIONS:
@@ -436,6 +331,7 @@ def walk_stack(frame: types.FrameType, rp: Any | None) -> list[LiveFrame]:
             raise StackRefused(
                 f"{name} ({where}) has no resume points (its file is not instrumented)"
             )
+        site = None
         if child is None and rp is not None:
             r = rp
         else:
@@ -447,15 +343,17 @@ def walk_stack(frame: types.FrameType, rp: Any | None) -> list[LiveFrame]:
             r = _core.resume_point_at(code, f.f_lasti)
             if r is None:
                 raise StackRefused(f"the call in {name} at line {f.f_lineno} has no resume point")
-            why = unrepeatable_work(f, r.start, f.f_lasti)
-            if why is not None:
+            found = _core.call_site(f, child)
+            if found is None or found[0] != r.start:
                 raise StackRefused(
-                    f"the statement of {name} at line {f.f_lineno} cannot be run again to re-enter "
-                    f"its call: {why}"
+                    f"{name} at line {f.f_lineno} is not in a call of its statement that can be "
+                    "re-entered"
                 )
+            _, ordinal, opname, oparg, stack = found
+            site = CallSite(ordinal, opname, oparg, list(stack))
         if r is None or r.line is None:
             raise StackRefused(f"{name} at line {f.f_lineno} is not at a statement")
-        out.append(LiveFrame(f, r, origin, shift))
+        out.append(LiveFrame(f, r, origin, shift, site))
         if is_main_frame(f):
             out.reverse()
             return out
@@ -521,6 +419,7 @@ def capture(
                 base=base_values,
                 where=lf.where,
                 text=text,
+                call=lf.call,
             )
         )
     # An `except` slot holds the exception state from before its handler; the
@@ -562,6 +461,14 @@ def pickle_items(states: list[FrameState]):
                 "exc_info": "the exception handled by an `except` block",
             }.get(kind, kind)
             yield f"{what} around {fs.where}", "…", value
+        if fs.call is not None:
+            for kind, value in fs.call.stack:
+                if kind == "value":
+                    yield (
+                        f"a value computed before the call in `{fs.text}` ({fs.where})",
+                        "…",
+                        value,
+                    )
         if fs.function is not None:
             yield f"the function of {fs.where}", fs.function.__qualname__, fs.function
 
@@ -693,10 +600,16 @@ def _check_base(fs: FrameState, rp: Any) -> list[tuple[str, Any]]:
 
 
 def build(
-    states: list[FrameState], main_code: types.CodeType, resolver: _source.Resolver, skip: bool
+    states: list[FrameState],
+    main_code: types.CodeType,
+    resolver: _source.Resolver,
+    skip: bool,
+    returns: Any = None,
 ) -> list[Level]:
     """Continuations for every frame state (outermost first); all checks are
-    made here, before anything of the program runs."""
+    made here, before anything of the program runs. ``returns``: what the
+    innermost frame's call returns when it was saved at a call (the caller
+    of ``resurrect.checkpoint()``: the checkpoint's path)."""
     levels: list[Level] = []
     for i, fs in enumerate(states):
         innermost = i == len(states) - 1
@@ -711,7 +624,12 @@ def build(
             if code.co_flags & _GENERATOR_FLAGS:
                 raise CheckpointError(f"{fs.where}: the edited function is a generator now")
         rp = map_statement(fs, code, resolver, innermost)
-        start = rp.start
+        levels.append(Level(fs, code, code, fn, rp))
+    for i, lvl in enumerate(levels):
+        fs, code, rp = lvl.state, lvl.code, lvl.rp
+        innermost = i == len(levels) - 1
+        base = _check_base(fs, rp)
+        restores = _restores(fs, code)
         if innermost and skip:
             if rp.skip_to is None:
                 raise CheckpointError(
@@ -722,11 +640,30 @@ def build(
                 raise CheckpointError(
                     f"--skip: {fs.where}: the statement after it has no resume point"
                 )
-            start = rp.skip_to
-        base = _check_base(fs, rp)
-        cont = _core.continuation(code, start, _restores(fs, code), base)
+            cont = _core.continuation(code, rp.skip_to, restores, base)
+        elif fs.call is None:
+            if not innermost:
+                raise CheckpointError(f"{fs.where}: the call in progress was not saved")
+            cont = _core.continuation(code, rp.start, restores, base)
+        else:
+            if innermost:
+                entry = _entry(_RETURN, (returns,), {})
+            else:
+                inner = levels[i + 1]
+                assert inner.function is not None
+                args, kwargs = call_arguments(inner.function, inner.state)
+                entry = _entry(inner.function, args, kwargs)
+            stack = list(fs.call.stack) + call_operands(fs.call, entry)
+            try:
+                cont = _core.call_continuation(
+                    code, rp.start, fs.call.ordinal, restores, base, stack
+                )
+            except _core.BytecodeError as e:
+                raise CheckpointError(
+                    f"{fs.where}: the call in `{fs.text}` cannot be re-entered in the current code: {e}"
+                ) from None
         _source.continuations[id(cont)] = (cont, code, len(cont.co_code) - len(code.co_code))
-        levels.append(Level(fs, code, cont, fn, rp))
+        lvl.continuation = cont
     return levels
 
 

@@ -533,7 +533,10 @@ def _cut(tb: types.TracebackType | None) -> types.TracebackType | None:
     while t is not None:
         entries.append(t)
         t = t.tb_next
-    kept = [e for e in entries if e.tb_frame.f_globals.get("__name__") != "resurrect.prompt"]
+    # The prompt's frames (`raise` after Ctrl-C) and the entry functions that
+    # link the frames rebuilt by `resume` are resurrect's, not the program's.
+    ours = ("resurrect.prompt", "resurrect._entry")
+    kept = [e for e in entries if e.tb_frame.f_globals.get("__name__") not in ours]
     if len(kept) == len(entries):
         return last.tb_next
     cut: types.TracebackType | None = None

@@ -638,6 +638,9 @@ pub enum Restore {
     Push { konst: u32 },
     /// Re-enter an `except` body: push the handled exception and `PUSH_EXC_INFO; POP_TOP`.
     ExcInfo { konst: u32 },
+    /// Push `NULL` (a call's empty `self` slot: `PUSH_NULL`), for continuations
+    /// that re-enter a statement at one of its calls.
+    Null,
 }
 
 /// Build a continuation: the prologue of `a` (cells, free variables, `RESUME`),
@@ -689,6 +692,10 @@ pub fn continuation(
                 asm.imm(Op::LoadConst, konst);
                 asm.imm(Op::PushExcInfo, 0);
                 asm.imm(Op::PopTop, 0);
+                pushed += 1;
+            }
+            Restore::Null => {
+                asm.imm(Op::PushNull, 0);
                 pushed += 1;
             }
         }

@@ -246,6 +246,112 @@ fn frame_stack<'py>(frame: &Bound<'py, PyAny>, lasti: Option<i64>) -> PyResult<B
     })
 }
 
+/// Where a frame is suspended in a call of one of its statements, for
+/// re-entering the statement at that call (see `instrument::call_continuation`):
+/// `(statement start (bytes), ordinal of the call in the statement, opcode
+/// name, oparg, slots)`, where `slots` are the values the statement computed
+/// below the call's operands (above its base slots), bottom first, as
+/// `("value", object)` or `("null", None)`. `None` when the frame is not at a
+/// call of a statement or cannot be read, or when `child` (the frame the call
+/// entered) was not called by it directly (3.13 enters `__init__` through a
+/// shim frame, whose call returns the instance, not `__init__`'s result).
+#[pyfunction]
+#[pyo3(signature = (frame, child=None))]
+#[allow(clippy::type_complexity)]
+fn call_site<'py>(
+    frame: &Bound<'py, PyAny>,
+    child: Option<&Bound<'py, PyAny>>,
+) -> PyResult<
+    Option<(
+        u32,
+        u32,
+        &'static str,
+        u32,
+        Vec<(&'static str, Bound<'py, PyAny>)>,
+    )>,
+> {
+    let py = frame.py();
+    let code = frame.getattr("f_code")?;
+    let Some(f) = interp_frame(frame)? else {
+        return Ok(None);
+    };
+    if let Some(child) = child {
+        let Some(c) = interp_frame(child)? else {
+            return Ok(None);
+        };
+        let l = layout(version(py)?);
+        // SAFETY: `c` is a checked live interpreter frame; `previous` is a
+        // pointer at `l.previous` per the layout cited above.
+        let previous = unsafe { *(c.add(l.previous) as *const *const u8) };
+        if !std::ptr::eq(previous, f) {
+            return Ok(None);
+        }
+    }
+    let info = analyse(&code)?;
+    let a = &info.analysis;
+    let lasti: i64 = frame.getattr("f_lasti")?.extract()?;
+    if lasti < 0 {
+        return Ok(None);
+    }
+    let Some(i) = a.instr_at_unit((lasti / 2) as u32) else {
+        return Ok(None);
+    };
+    if !crate::instrument::is_call(a.instrs[i].op) || a.intact.get(i) != Some(&true) {
+        return Ok(None);
+    }
+    let Some(r) = a.owner[i] else {
+        return Ok(None);
+    };
+    let rp = &a.rps[r as usize];
+    let ordinal = (a.instr_at_unit(rp.start).unwrap_or(i)..i)
+        .filter(|&j| a.owner[j] == Some(r) && crate::instrument::is_call(a.instrs[j].op))
+        .count() as u32;
+    let entry = crate::instrument::call_entry(a, i);
+    let Some(stack) = &a.stacks[entry] else {
+        return Ok(None);
+    };
+    // The call's operands: callable, `self` or NULL, the arguments (3.11:
+    // PRECALL's arguments, then CALL's two), and CALL_KW's names or
+    // CALL_FUNCTION_EX's argument tuple and dict.
+    let mut operands = 0usize;
+    for j in entry..=i {
+        operands += resurrect_bytecode::effects::effect(
+            a.version,
+            &a.instrs[j],
+            resurrect_bytecode::effects::Edge::Fall,
+        )
+        .map_or(0, |e| e.0) as usize;
+    }
+    let nbase = rp.base.len();
+    if stack.len() < operands + nbase || stack[..nbase] != rp.base[..] {
+        return Ok(None);
+    }
+    let below = stack.len() - operands;
+    let nlp = nlocalsplus(&code)?;
+    let localsplus = layout(version(py)?).localsplus;
+    let mut slots = Vec::new();
+    for k in nbase..below {
+        // SAFETY: `f` is the checked interpreter frame of `frame`, which is
+        // executing the call at `i`: the analysis gives it `stack.len()`
+        // slots before the call's entry, and slots below the operands stay
+        // on the stack (owned references, or NULL where a call's `self` slot
+        // is empty) until the call returns.
+        let p = unsafe { *(f.add(localsplus + 8 * (nlp + k)) as *const *mut ffi::PyObject) };
+        if p.is_null() {
+            slots.push(("null", py.None().into_bound(py)));
+        } else {
+            // SAFETY: a non-NULL object pointer owned by the live frame; we take a new reference.
+            slots.push(("value", unsafe { Bound::from_borrowed_ptr(py, p) }));
+        }
+    }
+    let name = match a.instrs[i].op {
+        resurrect_bytecode::Op::CallKw => "CALL_KW",
+        resurrect_bytecode::Op::CallFunctionEx => "CALL_FUNCTION_EX",
+        _ => "CALL",
+    };
+    Ok(Some((rp.start * 2, ordinal, name, a.instrs[i].arg, slots)))
+}
+
 /// Whether `frame` was called from C (`map`, `sorted(key=...)`, a slot such as
 /// `__next__` called by `FOR_ITER`), so that C code may swallow its exceptions.
 /// `None` when the frame cannot be read.
@@ -273,6 +379,7 @@ fn entered_from_c(frame: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(call_site, m)?)?;
     m.add_function(wrap_pyfunction!(frame_stack, m)?)?;
     m.add_function(wrap_pyfunction!(entered_from_c, m)?)?;
     Ok(())

@@ -390,8 +390,6 @@ fn continuation<'py>(
     locals: Vec<(u32, bool, Bound<'py, PyAny>)>,
     base: Vec<(String, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = code.py();
-    let ver = version(py)?;
     let mut consts: Vec<Bound<'py, PyAny>> = code
         .getattr("co_consts")?
         .cast_into::<PyTuple>()?
@@ -420,14 +418,29 @@ fn continuation<'py>(
             }
         });
     }
+    emit_continuation(code, consts, &restores, start / 2)
+}
+
+/// Emit a continuation of `code` (prologue `restores`, then a jump to code
+/// unit `target`) with `consts` as its constants, and register it with the
+/// original's analysis shifted past the prologue, so that exceptions in it
+/// still find their statements.
+fn emit_continuation<'py>(
+    code: &Bound<'py, PyAny>,
+    consts: Vec<Bound<'py, PyAny>>,
+    restores: &[Restore],
+    target: u32,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = code.py();
+    let ver = version(py)?;
     let r = emit::continuation(
         ver,
         &bytes_attr(code, "co_code")?,
         &bytes_attr(code, "co_exceptiontable")?,
         &bytes_attr(code, "co_linetable")?,
         code.getattr("co_stacksize")?.extract()?,
-        start / 2,
-        &restores,
+        target,
+        restores,
     )
     .map_err(to_py)?;
     let kw = PyDict::new(py);
@@ -437,8 +450,6 @@ fn continuation<'py>(
     kw.set_item("co_stacksize", r.stacksize)?;
     kw.set_item("co_consts", PyTuple::new(py, &consts)?)?;
     let new_code = code.call_method("replace", (), Some(&kw))?;
-    // The continuation's stubs dispatch exactly like the original's, offset by
-    // the prologue: register it so exceptions in it still find their statements.
     if let Some(info) = lookup(code) {
         if info.instrumented {
             let shift = (r.code.len() - bytes_attr(code, "co_code")?.len()) as u32 / 2;
@@ -458,9 +469,141 @@ fn continuation<'py>(
     Ok(new_code)
 }
 
+/// The `ordinal`-th call instruction (`CALL`, `CALL_KW`, `CALL_FUNCTION_EX`)
+/// of the statement of resume point `rp`, as `(index of the call, index of
+/// the instruction a continuation jumps to)`: 3.11 splits a call over
+/// `PRECALL` (which consumes the arguments) and `CALL`, and is entered at the
+/// `PRECALL`.
+pub fn nth_call(a: &Analysis, rp: u32, ordinal: u32) -> Option<(usize, usize)> {
+    let start = a.instr_at_unit(a.rps.get(rp as usize)?.start)?;
+    let mut seen = 0;
+    for i in start..a.instrs.len() {
+        if a.owner[i] != Some(rp) {
+            continue;
+        }
+        if is_call(a.instrs[i].op) {
+            if seen == ordinal {
+                return Some((i, call_entry(a, i)));
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+pub fn is_call(op: resurrect_bytecode::Op) -> bool {
+    matches!(
+        op,
+        resurrect_bytecode::Op::Call
+            | resurrect_bytecode::Op::CallKw
+            | resurrect_bytecode::Op::CallFunctionEx
+    )
+}
+
+/// See [`nth_call`].
+pub fn call_entry(a: &Analysis, i: usize) -> usize {
+    if i > 0
+        && a.instrs[i - 1].op == resurrect_bytecode::Op::Precall
+        && a.instrs[i].op == resurrect_bytecode::Op::Call
+    {
+        i - 1
+    } else {
+        i
+    }
+}
+
+/// Build a continuation of `code` that re-enters the statement starting at
+/// byte offset `start` *at its call number `ordinal`* (counted from the
+/// statement's start, see [`nth_call`]), instead of at its start: the
+/// prologue stores `locals`, pushes `base` (the statement's base slots, as
+/// for [`continuation`]) and then `stack`: the values the statement had
+/// computed below that call and the call's own operands (callable, `self` or
+/// `NULL`, arguments), bottom first, each `("value", object)` or
+/// `("null", None)`. Nothing of the statement before the call runs again.
+///
+/// Refused unless `start` is a statement's resume point, the call exists,
+/// `base` matches the statement's base slot kinds, and the stack depth the
+/// analysis gives at the call is exactly `len(base) + len(stack)`.
+#[pyfunction]
+fn call_continuation<'py>(
+    code: &Bound<'py, PyAny>,
+    start: u32,
+    ordinal: u32,
+    locals: Vec<(u32, bool, Bound<'py, PyAny>)>,
+    base: Vec<(String, Bound<'py, PyAny>)>,
+    stack: Vec<(String, Bound<'py, PyAny>)>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let info = analyse(code)?;
+    let a = &info.analysis;
+    let refuse = |why: String| crate::BytecodeError::new_err(why);
+    let Some(rp) = a.rps.iter().find(|r| r.start * 2 == start) else {
+        return Err(refuse(format!("no statement starts at offset {start}")));
+    };
+    let Some((_, entry)) = nth_call(a, rp.index, ordinal) else {
+        return Err(refuse(format!(
+            "the statement at offset {start} has no call number {ordinal}"
+        )));
+    };
+    let kinds: Vec<&str> = rp.base.iter().map(|k| k.name()).collect();
+    let given: Vec<&str> = base.iter().map(|(k, _)| k.as_str()).collect();
+    if kinds != given {
+        return Err(refuse(format!(
+            "the statement's blocks are {kinds:?}, not {given:?}"
+        )));
+    }
+    let depth = a.stacks[entry].as_ref().map(|s| s.len());
+    if depth != Some(base.len() + stack.len()) {
+        return Err(refuse(format!(
+            "the call at offset {} has a stack of {:?} values, not {}",
+            a.instrs[entry].offset * 2,
+            depth,
+            base.len() + stack.len()
+        )));
+    }
+    let mut consts: Vec<Bound<'py, PyAny>> = code
+        .getattr("co_consts")?
+        .cast_into::<PyTuple>()?
+        .iter()
+        .collect();
+    let nlocals = code.getattr("co_nlocals")?.extract::<u32>()?
+        + code.getattr("co_cellvars")?.cast_into::<PyTuple>()?.len() as u32;
+    let mut restores = Vec::new();
+    for (local, is_cell, value) in locals {
+        if local >= nlocals {
+            return Err(refuse(format!("local number {local} is out of range")));
+        }
+        consts.push(value);
+        let konst = (consts.len() - 1) as u32;
+        restores.push(if is_cell {
+            Restore::Cell { local, konst }
+        } else {
+            Restore::Fast { local, konst }
+        });
+    }
+    for (kind, value) in base.into_iter().chain(stack) {
+        if kind == "null" {
+            restores.push(Restore::Null);
+            continue;
+        }
+        consts.push(value);
+        let konst = (consts.len() - 1) as u32;
+        restores.push(match kind.as_str() {
+            "exc_info" => Restore::ExcInfo { konst },
+            "iter" | "with_exit" | "value" => Restore::Push { konst },
+            other => {
+                return Err(refuse(format!(
+                    "cannot restore a stack slot of kind {other}"
+                )))
+            }
+        });
+    }
+    emit_continuation(code, consts, &restores, a.instrs[entry].offset)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyResumePoint>()?;
     m.add_function(wrap_pyfunction!(instrument, m)?)?;
+    m.add_function(wrap_pyfunction!(call_continuation, m)?)?;
     m.add_function(wrap_pyfunction!(is_instrumented, m)?)?;
     m.add_function(wrap_pyfunction!(unchecked_locals, m)?)?;
     m.add_function(wrap_pyfunction!(stored_locals, m)?)?;
