@@ -7,28 +7,36 @@ See INTERFACE.md for the contract; the names below are the public API.
 from __future__ import annotations
 
 from . import engine
-from .conditions import (
-    ControlError,
-    Restart,
-    abort,
-    cerror,
-    compute_restarts,
-    continue_,
-    error,
-    find_restart,
-    handler_bind,
-    handler_case,
-    invoke_restart,
-    muffle_warning,
-    restart_case,
-    signal,
-    store_value,
-    use_value,
-    warn,
-)
 from .instrument import instrument_code, instrument_module, resumable
-from .prompt import pause
-from .skip import NoResumePointsError, SkippedError, skip_errors, skipping
+
+# The rest of the API loads on first use, so that `resurrect run` of a
+# program that never calls it does not pay for it at start-up.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ControlError",
+            "Restart",
+            "abort",
+            "cerror",
+            "compute_restarts",
+            "continue_",
+            "error",
+            "find_restart",
+            "handler_bind",
+            "handler_case",
+            "invoke_restart",
+            "muffle_warning",
+            "restart_case",
+            "signal",
+            "store_value",
+            "use_value",
+            "warn",
+        ),
+        "conditions",
+    ),
+    **dict.fromkeys(("NoResumePointsError", "SkippedError", "skip_errors", "skipping"), "skip"),
+    "pause": "prompt",
+}
 
 __all__ = [
     "ControlError",
@@ -71,10 +79,11 @@ def install(on_error: str = "pause", instrument=None) -> None:
     if on_error not in ("pause", "checkpoint", "skip", "raise"):
         raise ValueError(f"on_error must be pause, checkpoint, skip or raise, not {on_error!r}")
     engine.config.on_error = on_error
-    if on_error == "checkpoint":
-        from . import checkpoint as _checkpoint  # registers the policy
+    if on_error in ("checkpoint", "pause"):
+        import importlib
 
-        del _checkpoint
+        # Importing registers the policy.
+        importlib.import_module(f"{__name__}.{'prompt' if on_error == 'pause' else 'checkpoint'}")
     engine.enable()
     if instrument:
         _instrument.add_globs([instrument] if isinstance(instrument, str) else instrument)
@@ -84,11 +93,19 @@ def __getattr__(name: str):
     # `resurrect.checkpoint(path)` and `resurrect.reload()` are modules that
     # are also callable; they load on first use so that `import resurrect`
     # stays cheap for programs that never checkpoint or reload.
-    if name in ("checkpoint", "reload"):
-        import importlib
+    import importlib
 
+    if name in ("checkpoint", "reload"):
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 del annotations

@@ -91,6 +91,16 @@ def _texts_of(path: str) -> list[str]:
     out = []
     if path in _snapshots:
         out.append(_snapshots[path])
+    from . import instrument
+
+    loaded = instrument.loaded_sources.get(path)  # until `reload` takes them over
+    if loaded is not None:
+        try:
+            text = _decode(loaded)
+        except (SyntaxError, UnicodeDecodeError):
+            text = None
+        if text is not None and text not in out:
+            out.append(text)
     reload = sys.modules.get("resurrect.reload")
     remembered = getattr(reload, "_texts", {}).get(path)
     text = getattr(remembered, "text", None)

@@ -325,12 +325,12 @@ def run(options: RunOptions) -> int | None:
     for module in list(sys.modules.values()):
         if isinstance(module, types.ModuleType) and selection(getattr(module, "__file__", None)):
             instrument.instrument_module(module)
-    # Edit and continue: the prompt's `reload` and `edit`, restarts on frames
-    # running replaced code, `--watch`.
-    from . import reload as reload_
-
-    reload_.install()
+    # Edit and continue: the prompt's `reload` and `edit` load it on first
+    # use (see prompt._providers); `--watch` needs it now.
     if options.watch:
+        from . import reload as reload_
+
+        reload_.install()
         reload_.watch()
     if options.sigint:
         prompt.install_sigint()
@@ -404,12 +404,28 @@ def _set_path0(entry: str) -> None:
         sys.path.insert(0, entry)
 
 
-def _run_script(script: str, args: list[str]) -> None:
+def _is_zip(path: str) -> bool:
+    """``zipfile.is_zipfile``, without importing ``zipfile`` (start-up time)
+    unless the end of the file has a zip directory's signature."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            # The end-of-directory record is 22 bytes plus a comment of at most 64 KiB.
+            f.seek(max(0, size - 22 - 0xFFFF))
+            if b"PK\x05\x06" not in f.read():
+                return False
+    except OSError:
+        return False
     import zipfile
 
+    return zipfile.is_zipfile(path)
+
+
+def _run_script(script: str, args: list[str]) -> None:
     sys.argv[:] = [script, *args]
     real_dir = os.path.dirname(os.path.realpath(script))
-    if os.path.isdir(script) or zipfile.is_zipfile(script):
+    if os.path.isdir(script) or _is_zip(script):
         # `python DIR` / `python ARCHIVE.zip`: their __main__ module.
         _set_path0(script)
         _fresh_main()
@@ -422,9 +438,12 @@ def _run_script(script: str, args: list[str]) -> None:
             source = f.read()
     except OSError as e:
         raise UsageError(f"can't open file {path!r}: [Errno {e.errno}] {e.strerror}") from None
-    from . import reload as reload_
-
-    reload_.remember(path, source)  # what a later reload compares the edited file with
+    # What a later reload compares the edited file with.
+    reload_ = sys.modules.get("resurrect.reload")
+    if reload_ is not None:
+        reload_.remember(path, source)
+    else:
+        instrument.loaded_sources[path] = source
     _set_path0(real_dir)
     main = _fresh_main()
     main.__file__ = path

@@ -53,7 +53,7 @@ _quit_requested = False
 #: ``checkpoint``): ``extensions[name](prompt, arg)``. Each registers when
 #: its module is imported; :data:`_providers` imports it on first use.
 extensions: dict[str, Callable[[Prompt, str], Any]] = {}
-_providers = {"checkpoint": "checkpoint"}
+_providers = {"checkpoint": "checkpoint", "reload": "reload", "edit": "reload"}
 
 #: Source text of code that has no file (``-c``), by its ``co_filename``.
 _sources: dict[str, list[str]] = {}
@@ -1156,7 +1156,10 @@ class Prompt(cmd.Cmd):
         if handler is None and name in _providers:
             import importlib
 
-            importlib.import_module(f"{__package__}.{_providers[name]}")
+            module = importlib.import_module(f"{__package__}.{_providers[name]}")
+            install = getattr(module, "install", None)
+            if name in ("reload", "edit") and install is not None:
+                install()  # registers `reload` and `edit`, connects the engine
             handler = extensions.get(name)
         if handler is None:
             self.error(f"`{name}` is not available here")
