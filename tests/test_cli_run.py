@@ -255,3 +255,22 @@ def test_python_dash_m_resurrect_and_environment_are_untouched():
     r = resurrect("run", "-c", "import os; print(os.environ['RESURRECT_TEST_VALUE'])", env=env)
     assert r.stdout == "kept\n"
     assert sys.executable and os.path.exists(sys.executable)
+
+
+@pytest.mark.parametrize("kind", ["directory", "zipapp"])
+def test_a_directory_or_zip_application_runs_as_under_python(tmp_path, kind):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text(
+        "import sys\nprint('main of', __name__, sys.argv[1:], sys.path[0].endswith(('app', 'app.pyz')))\n"
+    )
+    target = app
+    if kind == "zipapp":
+        import zipapp
+
+        target = tmp_path / "app.pyz"
+        zipapp.create_archive(app, target, interpreter="/usr/bin/env python3")
+    r = resurrect("run", str(target), "x", cwd=tmp_path)
+    p = python(str(target), "x", cwd=tmp_path)
+    _same(r, p)
+    assert p.stdout == "main of __main__ ['x'] True\n"
