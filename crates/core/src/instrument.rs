@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCode, PyDict, PyTuple};
 use resurrect_bytecode::analysis::Analysis;
 use resurrect_bytecode::emit::{self, Restore, StubNames};
-use resurrect_bytecode::{exctable, instr, linetable, RpKind};
+use resurrect_bytecode::frame_state::{Layout, LocalKind};
+use resurrect_bytecode::{exctable, instr, linetable, RpKind, SlotKind};
 
 use crate::{to_py, version};
 
@@ -379,10 +380,86 @@ fn stack_effect(py: Python<'_>, opcode: u8, arg: u32, jump: bool) -> PyResult<Op
     Ok(resurrect_bytecode::effects::effect(ver, &ins, edge).map(|(c, p)| p as i64 - c as i64))
 }
 
+/// The `localsplus` layout of `code`: variables (cell arguments included),
+/// the other cell variables, then the free variables, as the compiler lays
+/// them out (`co_varnames`, `co_cellvars`, `co_freevars`).
+fn layout(code: &Bound<'_, PyAny>) -> PyResult<Layout> {
+    let names = |attr: &str| -> PyResult<Vec<String>> {
+        code.getattr(attr)?
+            .cast_into::<PyTuple>()?
+            .iter()
+            .map(|n| n.extract())
+            .collect()
+    };
+    let varnames = names("co_varnames")?;
+    let cellvars = names("co_cellvars")?;
+    let freevars = names("co_freevars")?;
+    let mut locals: Vec<(String, LocalKind)> = varnames
+        .iter()
+        .map(|n| {
+            let kind = if cellvars.contains(n) {
+                LocalKind::Cell
+            } else {
+                LocalKind::Plain
+            };
+            (n.clone(), kind)
+        })
+        .collect();
+    for c in &cellvars {
+        if !varnames.contains(c) {
+            locals.push((c.clone(), LocalKind::Cell));
+        }
+    }
+    for f in freevars {
+        locals.push((f, LocalKind::Free));
+    }
+    Ok(Layout {
+        locals,
+        nargs: nargs(code)?,
+    })
+}
+
+/// Check one base slot's value where the interpreter would not: `FOR_ITER`
+/// calls the type's `tp_iternext` without looking, `sys.exc_info()` and
+/// `POP_EXCEPT` take the handled exception for an exception.
+fn check_slot_value(kind: SlotKind, value: &Bound<'_, PyAny>, n: usize) -> PyResult<()> {
+    let ok = match kind {
+        // SAFETY: `value` is a live object (we hold a reference); `PyIter_Check`
+        // only reads its type's `tp_iternext` slot.
+        SlotKind::Iter => unsafe { pyo3::ffi::PyIter_Check(value.as_ptr()) != 0 },
+        SlotKind::WithExit => value.is_callable(),
+        SlotKind::ExcInfo => {
+            value.is_none() || value.is_instance_of::<pyo3::exceptions::PyBaseException>()
+        }
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let want = match kind {
+        SlotKind::Iter => "an iterator",
+        SlotKind::WithExit => "a callable (a bound __exit__)",
+        _ => "an exception instance or None",
+    };
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "base slot {n} ({}) must be {want}, not {}",
+        kind.name(),
+        value.get_type().name()?
+    )))
+}
+
 /// Build a continuation of `code` (a plain function's code, instrumented or
-/// not) that stores `locals` (`{localsplus index: value}`; cells get
-/// `STORE_DEREF`), pushes `base` (bottom first, as `(kind, value)`), and jumps
-/// to the statement starting at byte offset `start`.
+/// not) that stores `locals` (`(localsplus index, is_cell, value)`: `is_cell`
+/// stores the value into the cell variable's cell; a cell variable given with
+/// `is_cell` false must be given its cell object, which replaces the fresh
+/// one), pushes `base` (bottom first, as `(kind, value)`), and jumps to the
+/// statement starting at byte offset `start`.
+///
+/// The state is checked against the analysis of `code` first (wrong states
+/// would build code that crashes the interpreter): `BytecodeError` for a
+/// `start` that is no resume point, base kinds or count other than the
+/// statement's, locals out of range or of the wrong kind, locals read unbound;
+/// `TypeError` for values of the wrong type.
 #[pyfunction]
 fn continuation<'py>(
     code: &Bound<'py, PyAny>,
@@ -391,37 +468,76 @@ fn continuation<'py>(
     base: Vec<(String, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
-    let ver = version(py)?;
+    code.cast::<PyCode>()?;
+    let flags: u32 = code.getattr("co_flags")?.extract()?;
+    // CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+    if flags & (0x20 | 0x80 | 0x200) != 0 {
+        return Err(crate::BytecodeError::new_err(
+            "cannot build a continuation: generators and coroutines cannot be continued",
+        ));
+    }
+    if !start.is_multiple_of(2) {
+        return Err(crate::BytecodeError::new_err(format!(
+            "cannot build a continuation: byte offset {start} is odd"
+        )));
+    }
+    // For instrumented code the registry holds the analysis of the original,
+    // whose offsets the instrumented code keeps.
+    let info = analyse(code)?;
+    let layout = layout(code)?;
     let mut consts: Vec<Bound<'py, PyAny>> = code
         .getattr("co_consts")?
         .cast_into::<PyTuple>()?
         .iter()
         .collect();
+    // `PyCell_Type` is not part of the stable ABI: compare with `types.CellType`.
+    let cell_type = py.import("types")?.getattr("CellType")?;
     let mut restores = Vec::new();
     for (local, is_cell, value) in locals {
+        let cell_slot = layout
+            .locals
+            .get(local as usize)
+            .is_some_and(|(_, k)| *k == LocalKind::Cell);
+        let cell_object = !is_cell && cell_slot;
+        if cell_object && !value.get_type().is(&cell_type) {
+            let name = &layout.locals[local as usize].0;
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "local `{name}` (index {local}) is a cell variable: give its cell object,                  or its value with the cell flag set, not a {}",
+                value.get_type().name()?
+            )));
+        }
         consts.push(value);
         let konst = (consts.len() - 1) as u32;
         restores.push(if is_cell {
             Restore::Cell { local, konst }
+        } else if cell_object {
+            Restore::CellObject { local, konst }
         } else {
             Restore::Fast { local, konst }
         });
     }
-    for (kind, value) in base {
-        consts.push(value);
-        let konst = (consts.len() - 1) as u32;
-        restores.push(match kind.as_str() {
-            "exc_info" => Restore::ExcInfo { konst },
-            "iter" | "with_exit" => Restore::Push { konst },
+    for (n, (kind, value)) in base.into_iter().enumerate() {
+        let k = match kind.as_str() {
+            "iter" => SlotKind::Iter,
+            "with_exit" => SlotKind::WithExit,
+            "exc_info" => SlotKind::ExcInfo,
             other => {
                 return Err(crate::BytecodeError::new_err(format!(
                     "cannot restore a stack slot of kind {other}"
                 )))
             }
+        };
+        check_slot_value(k, &value, n)?;
+        consts.push(value);
+        let konst = (consts.len() - 1) as u32;
+        restores.push(match k {
+            SlotKind::ExcInfo => Restore::ExcInfo { konst },
+            _ => Restore::Push { kind: k, konst },
         });
     }
     let r = emit::continuation(
-        ver,
+        &info.analysis,
+        &layout,
         &bytes_attr(code, "co_code")?,
         &bytes_attr(code, "co_exceptiontable")?,
         &bytes_attr(code, "co_linetable")?,
