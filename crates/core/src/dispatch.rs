@@ -40,10 +40,23 @@ fn decide_hook(py: Python<'_>) -> Option<Py<PyAny>> {
         .map(|h| h.decide.clone_ref(py))
 }
 
+/// Where a decision to let an exception through was taken: addresses only,
+/// never a reference. A reference would keep the exception, its traceback and
+/// every frame on it (with their locals) alive after the program's `except`
+/// is done with it, invisibly to the garbage collector.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    exc: usize,
+    /// The traceback entry at the head when deciding (the deciding frame's).
+    tb: usize,
+    frame: usize,
+    lasti: i32,
+}
+
 thread_local! {
     /// The exception last let through by a decision: outer frames' stubs meet
     /// the same object while it propagates and must not decide again.
-    static DECIDED: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+    static DECIDED: std::cell::Cell<Option<Mark>> = const { std::cell::Cell::new(None) };
     /// A retry/skip decision waiting for a late stub's leaf to take it.
     static LATE_DECISION: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
     /// The thunk of a `_Leave` taken by `__resurrect_unwind__`, run by
@@ -51,16 +64,98 @@ thread_local! {
     static THUNK: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
 }
 
+/// `PyTracebackObject` (`Include/cpython/traceback.h`, identical in 3.11,
+/// 3.12 and 3.13; not part of the limited API): read directly, because
+/// reading `tb_frame` as an attribute raises an audit event, that is runs
+/// Python code, and this runs while the program's exception propagates,
+/// possibly at the recursion limit.
+#[repr(C)]
+struct RawTraceback {
+    ob_base: ffi::PyObject,
+    tb_next: *mut ffi::PyObject,
+    tb_frame: *mut ffi::PyObject,
+    tb_lasti: std::os::raw::c_int,
+    tb_lineno: std::os::raw::c_int,
+}
+
+fn traceback_type(py: Python<'_>) -> Option<usize> {
+    static TB: OnceLock<usize> = OnceLock::new();
+    if let Some(t) = TB.get() {
+        return Some(*t);
+    }
+    // `types.TracebackType` lives as long as the interpreter: keep its address.
+    let t = py.import("types").ok()?.getattr("TracebackType").ok()?;
+    let addr = t.as_ptr() as usize;
+    let _ = TB.set(addr);
+    std::mem::forget(t);
+    Some(addr)
+}
+
+/// The traceback entries of `exc`, head first, as `(tb, frame, lasti)`
+/// addresses; `limit` entries at most.
+fn tb_entries(exc: &Bound<'_, PyAny>, limit: usize) -> Vec<(usize, usize, i32)> {
+    let py = exc.py();
+    let mut out = Vec::new();
+    let Some(tb_type) = traceback_type(py) else {
+        return out;
+    };
+    if !exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        return out;
+    }
+    // SAFETY: `exc` is a live exception instance; PyException_GetTraceback
+    // returns a new reference (or NULL) we release below.
+    let head = unsafe { ffi::PyException_GetTraceback(exc.as_ptr()) };
+    let mut tb = head;
+    while !tb.is_null() && out.len() < limit {
+        // SAFETY: `tb` is a live object (the chain hangs from `head`, which we
+        // own a reference to, through `tb_next` links owned by each entry).
+        // Its type is checked to be exactly `types.TracebackType` before the
+        // struct is read; the GIL is held, so the chain cannot change.
+        unsafe {
+            if ffi::Py_TYPE(tb) as usize != tb_type {
+                break;
+            }
+            let raw = &*(tb as *const RawTraceback);
+            out.push((tb as usize, raw.tb_frame as usize, raw.tb_lasti));
+            tb = raw.tb_next;
+        }
+    }
+    if !head.is_null() {
+        // SAFETY: releases the reference PyException_GetTraceback gave us.
+        unsafe { ffi::Py_DECREF(head) };
+    }
+    out
+}
+
+/// Whether `exc` was let through by a decision in a frame it has since left.
+///
+/// The exception's address alone could belong to a new exception after the
+/// decided one died; the deciding frame's traceback entry (address, frame,
+/// instruction) found *below* the head of the exception's traceback says it
+/// is the same one, carried outward since. A new exception at a reused
+/// address meets its first stub with no entry below its head: it is decided
+/// afresh, and the mark renewed.
 fn already_decided(exc: &Bound<'_, PyAny>) -> bool {
-    DECIDED.with(|d| {
-        d.borrow()
-            .as_ref()
-            .is_some_and(|e| e.as_ptr() == exc.as_ptr())
-    })
+    let Some(m) = DECIDED.with(|d| d.get()) else {
+        return false;
+    };
+    if m.exc != exc.as_ptr() as usize {
+        return false;
+    }
+    tb_entries(exc, 1_000_000)
+        .iter()
+        .skip(1)
+        .any(|&(tb, frame, lasti)| tb == m.tb && frame == m.frame && lasti == m.lasti)
 }
 
 fn mark_decided(exc: &Bound<'_, PyAny>) {
-    DECIDED.with(|d| *d.borrow_mut() = Some(exc.clone().unbind()));
+    let mark = tb_entries(exc, 1).first().map(|&(tb, frame, lasti)| Mark {
+        exc: exc.as_ptr() as usize,
+        tb,
+        frame,
+        lasti,
+    });
+    DECIDED.with(|d| d.set(mark));
 }
 
 /// Number of `handler_bind` regions in force in any thread: while non-zero,
