@@ -352,7 +352,7 @@ def test_reentering_with_a_wrong_stack_is_refused():
     with pytest.raises(_core.BytecodeError, match="no call number 3"):
         _core.call_continuation(code, rp.start, 3, [], [], [])
     with pytest.raises(_core.BytecodeError, match="no statement starts"):
-        _core.call_continuation(code, rp.start + 1, 0, [], [], [])
+        _core.call_continuation(code, rp.start + 2, 0, [], [], [])
 
 
 # ---------------------------------------------------------------------------

@@ -520,26 +520,138 @@ def _wrong_state(case):
     return code, start, loc, base
 
 
-WRONG_STATES = [
-    "missing base slots",
-    "one base slot of two",
-    "a list as an iterator",
-    "a cell flag on a plain local",
-    "a local index out of range",
-    "an odd start offset",
-    "a start inside a statement",
-    "a start past the end",
-]
+WRONG_STATES = {
+    # case: (exception, what the message must say)
+    "missing base slots": (
+        _core.BytecodeError,
+        r"slots \[iter, iter\] below it; the state gives \[none\]",
+    ),
+    "one base slot of two": (_core.BytecodeError, r"the state gives \[iter\]"),
+    "a list as an iterator": (TypeError, "must be an iterator, not list"),
+    "a cell flag on a plain local": (_core.BytecodeError, "`rows` .* is a plain local"),
+    "a local index out of range": (_core.BytecodeError, "local index 50 is out of range"),
+    "an odd start offset": (_core.BytecodeError, "is odd"),
+    "a start inside a statement": (_core.BytecodeError, "is not a resume point"),
+    "a start past the end": (_core.BytecodeError, "not the start of an instruction"),
+}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: continuation() does not check its frame state (start at a resume "
-    "point, base kinds and count, iterator values, local indices, cell flags); running "
-    "the result crashes the interpreter",
-)
 @pytest.mark.parametrize("case", WRONG_STATES)
 def test_a_wrong_frame_state_is_refused_when_building(case):
     code, start, loc, base = _wrong_state(case)
-    with pytest.raises((_core.BytecodeError, TypeError, ValueError)):
+    exc, message = WRONG_STATES[case]
+    with pytest.raises(exc, match=message):
         _core.continuation(code, start, loc, base)
+
+
+def slots(x):
+    total = 0
+    with contextlib.nullcontext() as cm:
+        try:
+            raise ValueError(x)
+        except ValueError:
+            total += x  # @slots-target
+    return total, cm
+
+
+def closure_over(n):
+    acc = [n]
+    acc.append(n)  # @closure-target
+    return (lambda: acc)()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["a with slot that is not callable", "an except slot that is not an exception"],
+)
+def test_wrong_values_in_base_slots_are_refused(case):
+    code = slots.__code__
+    line = marker_line("slots-target")
+    # The line also marks the code after the `except` body (one slot fewer).
+    (start,) = [
+        r.start
+        for r in _core.resume_points(code)
+        if r.line == line and r.base == ["with_exit", "exc_info"]
+    ]
+    cm = contextlib.nullcontext()
+    base = [("with_exit", cm.__exit__), ("exc_info", ValueError(1))]
+    if case == "a with slot that is not callable":
+        base[0] = ("with_exit", 42)
+        match = r"base slot 0 \(with_exit\) must be a callable"
+    else:
+        base[1] = ("exc_info", "not an exception")
+        match = r"base slot 1 \(exc_info\) must be an exception instance or None, not str"
+    with pytest.raises(TypeError, match=match):
+        _core.continuation(code, start, [(0, False, 1), (1, False, 0)], base)
+
+
+def test_cell_variables_take_a_cell_or_the_cell_flag():
+    code = closure_over.__code__
+    names = localsplus_names(code)
+    start = statement_at(code, "closure-target").start
+    acc = names.index("acc")
+    assert acc >= len(code.co_varnames)  # a cell that is not an argument
+    with pytest.raises(TypeError, match=r"`acc` .* is a cell variable: give its cell object"):
+        _core.continuation(code, start, [(0, False, 7), (acc, False, [7])], [])
+    # Its value with the cell flag, or a cell object in place of the fresh cell.
+    for restore in [(acc, True, [7]), (acc, False, types.CellType([7]))]:
+        cont = _core.continuation(code, start, [(0, False, 7), restore], [])
+        fn = types.FunctionType(cont, globals())
+        assert fn(7) == [7, 7]
+
+
+def test_free_variables_cannot_be_restored():
+    inner = make_inner(100)
+    code = inner.__code__
+    start = statement_at(code, "free-target").start
+    k = localsplus_names(code).index("k")
+    with pytest.raises(_core.BytecodeError, match=r"`k` .* is a free variable"):
+        _core.continuation(code, start, [(k, False, 1)], [("iter", iter([]))])
+    with pytest.raises(_core.BytecodeError, match=r"`k` .* is a free variable"):
+        _core.continuation(code, start, [(k, True, 1)], [("iter", iter([]))])
+
+
+def pair(n):
+    a = n
+    b = n + 1  # @pair-b
+    return a + b  # @pair-sum
+
+
+def comprehension_then_read(xs, y):
+    x = 0
+    t = [x for x in xs]  # @comp-target
+    return x + y, t
+
+
+def test_a_local_left_unbound_is_refused_or_raises():
+    """A local the code reads but the state leaves unbound: 3.12+'s ``LOAD_FAST``
+    does not check (the continuation checks it instead), 3.13's
+    ``LOAD_FAST_LOAD_FAST`` has no checked form (the continuation is refused)."""
+    code = pair.__code__
+    start = statement_at(code, "pair-sum").start
+    if V >= (3, 13):
+        with pytest.raises(_core.BytecodeError, match="may read `a`, `b` before assigning"):
+            _core.continuation(code, start, [], [])
+    else:
+        fn = types.FunctionType(_core.continuation(code, start, [], []), globals())
+        with pytest.raises(UnboundLocalError):
+            fn(1)
+    # A local assigned after the start, before it is read, is fine.
+    b_start = statement_at(code, "pair-b").start
+    a = localsplus_names(code).index("a")
+    fn = types.FunctionType(_core.continuation(code, b_start, [(a, False, 5)], []), globals())
+    assert fn(1) == 7
+
+
+def test_a_comprehension_puts_back_an_unbound_local():
+    """3.12+ inlines the comprehension: ``x`` is saved (``LOAD_FAST_AND_CLEAR``),
+    bound by the loop (3.13 reads it there with ``STORE_FAST_LOAD_FAST``, not
+    refused), then put back as it was: unbound, if it was."""
+    code = comprehension_then_read.__code__
+    start = statement_at(code, "comp-target").start
+    x = localsplus_names(code).index("x")
+    fn = types.FunctionType(_core.continuation(code, start, [], []), globals())
+    with pytest.raises(UnboundLocalError):
+        fn([1, 2], 10)
+    fn = types.FunctionType(_core.continuation(code, start, [(x, False, 3)], []), globals())
+    assert fn([1, 2], 10) == (13, [1, 2])

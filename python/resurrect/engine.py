@@ -681,9 +681,11 @@ def enable() -> None:
     """Install the builtins the stubs call and the decision hook."""
     builtins.__resurrect_dispatch__ = _core.dispatch
     builtins.__resurrect_late__ = _core.late
-    builtins.__resurrect_unwind__ = _unwind
+    # In Rust: the stubs call these where the dispatcher ran, possibly at the
+    # recursion limit, where calling a Python function would fail.
+    builtins.__resurrect_unwind__ = _core.unwind
     builtins.__resurrect_value__ = _core.value
-    _core.set_hook(_hook, _value)
+    _core.set_hook(_hook, _value, _Leave)
 
 
 enable()

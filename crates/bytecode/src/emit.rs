@@ -34,6 +34,7 @@ use crate::analysis::{Analysis, ResumePoint, SlotKind};
 use crate::effects::can_raise;
 use crate::error::{Error, Result};
 use crate::exctable::{self, Handler};
+use crate::frame_state::{self, Layout};
 use crate::instr::{self, prefixes_for};
 use crate::linetable;
 use crate::opcodes::{Op, Version};
@@ -630,25 +631,45 @@ pub fn instrument(
 /// One value a continuation's prologue restores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restore {
-    /// `STORE_FAST local` from `co_consts[konst]`.
+    /// `STORE_FAST local` from `co_consts[konst]`: a plain local.
     Fast { local: u32, konst: u32 },
-    /// A cell variable: `STORE_DEREF local` (after the prologue's `MAKE_CELL`s).
+    /// A cell variable's value: `STORE_DEREF local` (after the prologue's `MAKE_CELL`s).
     Cell { local: u32, konst: u32 },
-    /// Push a base slot (iterator, bound `__exit__`).
-    Push { konst: u32 },
+    /// A cell variable's cell itself, shared with closures made before:
+    /// `STORE_FAST local` over the fresh cell. The caller guarantees the
+    /// constant is a cell object (the interpreter does not check).
+    CellObject { local: u32, konst: u32 },
+    /// Push a base slot: `Iter` or `WithExit` (the caller guarantees the value
+    /// is an iterator, respectively callable).
+    Push { kind: SlotKind, konst: u32 },
     /// Re-enter an `except` body: push the handled exception and `PUSH_EXC_INFO; POP_TOP`.
     ExcInfo { konst: u32 },
     /// Push `NULL` (a call's empty `self` slot: `PUSH_NULL`), for continuations
-    /// that re-enter a statement at one of its calls.
+    /// that re-enter a statement at one of its calls (after the base slots).
     Null,
+    /// Push a value the statement computed before the call it is re-entered
+    /// at, or one of the call's operands (after the base slots).
+    Value { konst: u32 },
 }
 
 /// Build a continuation: the prologue of `a` (cells, free variables, `RESUME`),
 /// then `restores`, then a jump to code unit `target` of the (possibly already
 /// instrumented) code, whose bytes, exception table and line table are given.
+/// `a` is the analysis of the original code (the first `a.units` code units of
+/// `code`; instrumented code only appends stubs after them), `layout` its
+/// `localsplus`.
+///
+/// The state is checked first (see `frame_state`): `target` must be a resume
+/// point or a skip target, the pushed slots exactly its base, every local a
+/// slot of the right kind, and (3.13) no unchecked superinstruction may read a
+/// local left unbound. On 3.12+ every `LOAD_FAST` of a non-argument becomes
+/// `LOAD_FAST_CHECK`: the compiler's proof that a local is bound assumed the
+/// function ran from its entry.
 /// Returns the new code, exception table, line table and stack size.
+#[allow(clippy::too_many_arguments)]
 pub fn continuation(
-    ver: Version,
+    a: &Analysis,
+    layout: &Layout,
     code: &[u8],
     exceptiontable: &[u8],
     linetable: &[u8],
@@ -656,6 +677,41 @@ pub fn continuation(
     target: u32,
     restores: &[Restore],
 ) -> Result<Rewritten> {
+    continuation_at(
+        a,
+        layout,
+        code,
+        exceptiontable,
+        linetable,
+        stacksize,
+        target,
+        target,
+        restores,
+    )
+}
+
+/// [`continuation`] into the statement starting at code unit `statement`, at
+/// code unit `target` inside it (one of its calls): after the base slots the
+/// restores push `Value`s and `Null`s, which the caller has checked to be
+/// exactly the stack the analysis gives at `target`.
+#[allow(clippy::too_many_arguments)]
+pub fn continuation_at(
+    a: &Analysis,
+    layout: &Layout,
+    code: &[u8],
+    exceptiontable: &[u8],
+    linetable: &[u8],
+    stacksize: u32,
+    statement: u32,
+    target: u32,
+    restores: &[Restore],
+) -> Result<Rewritten> {
+    let ver = a.version;
+    if !code.len().is_multiple_of(2) || ((code.len() / 2) as u32) < a.units {
+        return Err(Error::Continuation(
+            "the code is not the one analysed".into(),
+        ));
+    }
     let instrs = instr::decode(code, ver)?;
     let mut asm = Asm::new(ver);
     for ins in &instrs {
@@ -673,6 +729,9 @@ pub fn continuation(
             _ => return Err(Error::Continuation("unexpected prologue".into())),
         }
     }
+    let bound = frame_state::check_restores(a, layout, statement, target, restores)?;
+    let instrumented = (code.len() / 2) as u32 > a.units;
+    frame_state::check_unbound_reads(a, layout, target, &bound, instrumented)?;
     let mut pushed = 0u32;
     for r in restores {
         match *r {
@@ -684,7 +743,11 @@ pub fn continuation(
                 asm.imm(Op::LoadConst, konst);
                 asm.imm(Op::StoreDeref, local);
             }
-            Restore::Push { konst } => {
+            Restore::CellObject { local, konst } => {
+                asm.imm(Op::LoadConst, konst);
+                asm.imm(Op::StoreFast, local);
+            }
+            Restore::Push { konst, .. } => {
                 asm.imm(Op::LoadConst, konst);
                 pushed += 1;
             }
@@ -696,6 +759,10 @@ pub fn continuation(
             }
             Restore::Null => {
                 asm.imm(Op::PushNull, 0);
+                pushed += 1;
+            }
+            Restore::Value { konst } => {
+                asm.imm(Op::LoadConst, konst);
                 pushed += 1;
             }
         }
@@ -726,8 +793,17 @@ pub fn continuation(
     }
     let mut lines = linetable::line_entries(plen, None, 0);
     lines.extend(linetable::decode(linetable)?);
+    let mut body = code.to_vec();
+    if ver != Version::V3_11 {
+        let check = ver.num(Op::LoadFastCheck);
+        for ins in &a.instrs {
+            if ins.op == Op::LoadFast && ins.arg >= layout.nargs {
+                body[2 * ins.op_offset() as usize] = check;
+            }
+        }
+    }
     let mut out = prologue;
-    out.extend_from_slice(code);
+    out.extend_from_slice(&body);
     Ok(Rewritten {
         code: out,
         exceptiontable: exctable::encode(&entries),

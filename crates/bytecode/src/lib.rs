@@ -11,6 +11,7 @@
 //! * [`effects`]: how each instruction moves the value stack.
 //! * [`analysis`]: stack-slot kinds per instruction and the statements
 //!   ("resume points") that may be retried, skipped or left.
+//! * [`frame_state`]: checks of the frame state a continuation restores.
 //! * [`emit`]: the per-statement stubs appended to a code object, and
 //!   continuations that re-enter a code object at a statement.
 
@@ -23,6 +24,7 @@ pub mod effects;
 pub mod emit;
 pub mod error;
 pub mod exctable;
+pub mod frame_state;
 pub mod fxhash;
 pub mod instr;
 pub mod linetable;

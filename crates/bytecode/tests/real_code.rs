@@ -3,6 +3,7 @@
 
 use resurrect_bytecode::analysis::Analysis;
 use resurrect_bytecode::emit::{self, Restore, StubNames};
+use resurrect_bytecode::frame_state::{Layout, LocalKind};
 use resurrect_bytecode::{exctable, instr, linetable, Op, SlotKind, Version};
 
 struct Fixture {
@@ -205,12 +206,51 @@ fn resume_points_have_known_slots_and_consistent_targets() {
     }
 }
 
+/// Locals touched by the code, as plain locals (fixtures carry no names).
+fn plain_layout(a: &Analysis, nargs: u32) -> Layout {
+    let mut n = nargs;
+    for i in &a.instrs {
+        let top = match i.op {
+            Op::LoadFastLoadFast | Op::StoreFastLoadFast | Op::StoreFastStoreFast => {
+                (i.arg >> 4).max(i.arg & 15)
+            }
+            Op::LoadFast
+            | Op::LoadFastCheck
+            | Op::LoadFastAndClear
+            | Op::StoreFast
+            | Op::DeleteFast
+            | Op::MakeCell => i.arg,
+            _ => continue,
+        };
+        n = n.max(top + 1);
+    }
+    Layout {
+        locals: (0..n)
+            .map(|l| (format!("v{l}"), LocalKind::Plain))
+            .collect(),
+        nargs,
+    }
+}
+
+/// Restores for every slot of `base`, or `None` when a continuation cannot
+/// restore one of them.
+fn push_restores(base: &[SlotKind]) -> Option<Vec<Restore>> {
+    base.iter()
+        .map(|k| match k {
+            SlotKind::Iter | SlotKind::WithExit => Some(Restore::Push { kind: *k, konst: 0 }),
+            SlotKind::ExcInfo => Some(Restore::ExcInfo { konst: 0 }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Continuations of plain functions at every statement whose base slots a
-/// continuation can restore analyse cleanly.
+/// continuation can restore analyse cleanly; wrong states are refused.
 #[test]
 fn continuations_are_stack_consistent() {
     for (ver, file) in VERSIONS {
         let mut built = 0;
+        let mut refused = 0;
         for f in fixtures(file) {
             let a = Analysis::new(ver, &f.code, &f.exc, &f.lines, f.firstlineno).unwrap();
             if a.instrs
@@ -219,22 +259,26 @@ fn continuations_are_stack_consistent() {
             {
                 continue;
             }
+            let layout = plain_layout(&a, f.nargs);
+            let locals: Vec<Restore> = (0..layout.locals.len() as u32)
+                .map(|local| Restore::Fast { local, konst: 0 })
+                .collect();
+            let starts: Vec<u32> = a
+                .rps
+                .iter()
+                .flat_map(|r| [Some(r.start), r.skip_to])
+                .flatten()
+                .collect();
             for rp in a.rps.iter().take(8) {
-                let restores: Option<Vec<Restore>> = rp
-                    .base
-                    .iter()
-                    .map(|k| match k {
-                        SlotKind::Iter | SlotKind::WithExit => Some(Restore::Push { konst: 0 }),
-                        SlotKind::ExcInfo => Some(Restore::ExcInfo { konst: 0 }),
-                        _ => None,
-                    })
-                    .collect();
-                let Some(mut restores) = restores else {
+                let Some(pushes) = push_restores(&rp.base) else {
                     continue;
                 };
-                restores.insert(0, Restore::Fast { local: 0, konst: 0 });
-                let r = emit::continuation(ver, &f.code, &f.exc, &f.lines, 10, rp.start, &restores)
-                    .unwrap();
+                let mut restores = locals.clone();
+                restores.extend(pushes.iter().copied());
+                let build = |target: u32, restores: &[Restore]| {
+                    emit::continuation(&a, &layout, &f.code, &f.exc, &f.lines, 10, target, restores)
+                };
+                let r = build(rp.start, &restores).unwrap();
                 let b = Analysis::new(ver, &r.code, &r.exceptiontable, &r.linetable, f.firstlineno)
                     .unwrap();
                 // The jump lands on the statement with exactly its base slots.
@@ -242,8 +286,33 @@ fn continuations_are_stack_consistent() {
                 let i = b.index_of_start(rp.start + shift).unwrap();
                 assert_eq!(b.stacks[i].as_ref().unwrap().len(), rp.base.len());
                 built += 1;
+                // One slot fewer, one slot more, or the next instruction.
+                if !rp.base.is_empty() {
+                    assert!(build(rp.start, &restores[..restores.len() - 1]).is_err());
+                }
+                let mut more = restores.clone();
+                more.push(Restore::Push {
+                    kind: SlotKind::Iter,
+                    konst: 0,
+                });
+                assert!(build(rp.start, &more).is_err());
+                let next = a.index_of_start(rp.start).unwrap() + 1;
+                if let Some(n) = a.instrs.get(next) {
+                    if !starts.contains(&n.offset) {
+                        assert!(build(n.offset, &restores).is_err());
+                        refused += 1;
+                    }
+                }
+                // A local index past the code's locals.
+                let mut far = restores.clone();
+                far.push(Restore::Fast {
+                    local: layout.locals.len() as u32,
+                    konst: 0,
+                });
+                assert!(build(rp.start, &far).is_err());
             }
         }
+        assert!(refused > 100, "{file}: {refused}");
         assert!(built > 500, "{file}: {built}");
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use pyo3::exceptions::{PyGeneratorExit, PyKeyboardInterrupt, PyStopIteration, PySystemExit};
+use pyo3::exceptions::{
+    PyGeneratorExit, PyKeyboardInterrupt, PyRecursionError, PyStopIteration, PySystemExit,
+};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
@@ -21,6 +23,8 @@ use crate::version;
 struct Hooks {
     decide: Py<PyAny>,
     value: Py<PyAny>,
+    /// `engine._Leave`: what `__resurrect_unwind__` acts on.
+    leave: Option<Py<PyAny>>,
 }
 
 fn hooks() -> &'static Mutex<Option<Hooks>> {
@@ -36,24 +40,122 @@ fn decide_hook(py: Python<'_>) -> Option<Py<PyAny>> {
         .map(|h| h.decide.clone_ref(py))
 }
 
+/// Where a decision to let an exception through was taken: addresses only,
+/// never a reference. A reference would keep the exception, its traceback and
+/// every frame on it (with their locals) alive after the program's `except`
+/// is done with it, invisibly to the garbage collector.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    exc: usize,
+    /// The traceback entry at the head when deciding (the deciding frame's).
+    tb: usize,
+    frame: usize,
+    lasti: i32,
+}
+
 thread_local! {
     /// The exception last let through by a decision: outer frames' stubs meet
     /// the same object while it propagates and must not decide again.
-    static DECIDED: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+    static DECIDED: std::cell::Cell<Option<Mark>> = const { std::cell::Cell::new(None) };
     /// A retry/skip decision waiting for a late stub's leaf to take it.
     static LATE_DECISION: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+    /// The thunk of a `_Leave` taken by `__resurrect_unwind__`, run by
+    /// `__resurrect_value__` (giving the left frame's return value).
+    static THUNK: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
 }
 
+/// `PyTracebackObject` (`Include/cpython/traceback.h`, identical in 3.11,
+/// 3.12 and 3.13; not part of the limited API): read directly, because
+/// reading `tb_frame` as an attribute raises an audit event, that is runs
+/// Python code, and this runs while the program's exception propagates,
+/// possibly at the recursion limit.
+#[repr(C)]
+struct RawTraceback {
+    ob_base: ffi::PyObject,
+    tb_next: *mut ffi::PyObject,
+    tb_frame: *mut ffi::PyObject,
+    tb_lasti: std::os::raw::c_int,
+    tb_lineno: std::os::raw::c_int,
+}
+
+fn traceback_type(py: Python<'_>) -> Option<usize> {
+    static TB: OnceLock<usize> = OnceLock::new();
+    if let Some(t) = TB.get() {
+        return Some(*t);
+    }
+    // `types.TracebackType` lives as long as the interpreter: keep its address.
+    let t = py.import("types").ok()?.getattr("TracebackType").ok()?;
+    let addr = t.as_ptr() as usize;
+    let _ = TB.set(addr);
+    std::mem::forget(t);
+    Some(addr)
+}
+
+/// The traceback entries of `exc`, head first, as `(tb, frame, lasti)`
+/// addresses; `limit` entries at most.
+fn tb_entries(exc: &Bound<'_, PyAny>, limit: usize) -> Vec<(usize, usize, i32)> {
+    let py = exc.py();
+    let mut out = Vec::new();
+    let Some(tb_type) = traceback_type(py) else {
+        return out;
+    };
+    if !exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        return out;
+    }
+    // SAFETY: `exc` is a live exception instance; PyException_GetTraceback
+    // returns a new reference (or NULL) we release below.
+    let head = unsafe { ffi::PyException_GetTraceback(exc.as_ptr()) };
+    let mut tb = head;
+    while !tb.is_null() && out.len() < limit {
+        // SAFETY: `tb` is a live object (the chain hangs from `head`, which we
+        // own a reference to, through `tb_next` links owned by each entry).
+        // Its type is checked to be exactly `types.TracebackType` before the
+        // struct is read; the GIL is held, so the chain cannot change.
+        unsafe {
+            if ffi::Py_TYPE(tb) as usize != tb_type {
+                break;
+            }
+            let raw = &*(tb as *const RawTraceback);
+            out.push((tb as usize, raw.tb_frame as usize, raw.tb_lasti));
+            tb = raw.tb_next;
+        }
+    }
+    if !head.is_null() {
+        // SAFETY: releases the reference PyException_GetTraceback gave us.
+        unsafe { ffi::Py_DECREF(head) };
+    }
+    out
+}
+
+/// Whether `exc` was let through by a decision in a frame it has since left.
+///
+/// The exception's address alone could belong to a new exception after the
+/// decided one died; the deciding frame's traceback entry (address, frame,
+/// instruction) found *below* the head of the exception's traceback says it
+/// is the same one, carried outward since. A new exception at a reused
+/// address meets its first stub with no entry below its head: it is decided
+/// afresh, and the mark renewed.
 fn already_decided(exc: &Bound<'_, PyAny>) -> bool {
-    DECIDED.with(|d| {
-        d.borrow()
-            .as_ref()
-            .is_some_and(|e| e.as_ptr() == exc.as_ptr())
-    })
+    let Some(m) = DECIDED.with(|d| d.get()) else {
+        return false;
+    };
+    if m.exc != exc.as_ptr() as usize {
+        return false;
+    }
+    tb_entries(exc, 1_000_000)
+        .iter()
+        .skip(1)
+        .any(|&(tb, frame, lasti)| tb == m.tb && frame == m.frame && lasti == m.lasti)
 }
 
 fn mark_decided(exc: &Bound<'_, PyAny>) {
-    DECIDED.with(|d| *d.borrow_mut() = Some(exc.clone().unbind()));
+    let mark = tb_entries(exc, 1).first().map(|&(tb, frame, lasti)| Mark {
+        exc: exc.as_ptr() as usize,
+        tb,
+        frame,
+        lasti,
+    });
+    DECIDED.with(|d| d.set(mark));
 }
 
 /// Number of `handler_bind` regions in force in any thread: while non-zero,
@@ -63,12 +165,19 @@ static HANDLERS_ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// Install the Python decision function `decide(frame, exc, rp_index)`, which
 /// returns `None` (propagate), `True` (retry) or `False` (skip), or raises; and
 /// `value()`, which runs the thunk giving a left frame's return value.
+///
+/// `leave`: the exception class the hook raises to leave a frame (it carries
+/// `run_exits` and `thunk`), recognised by `__resurrect_unwind__`.
 #[pyfunction]
-#[pyo3(signature = (decide=None, value=None))]
-fn set_hook(decide: Option<Py<PyAny>>, value: Option<Py<PyAny>>) {
+#[pyo3(signature = (decide=None, value=None, leave=None))]
+fn set_hook(decide: Option<Py<PyAny>>, value: Option<Py<PyAny>>, leave: Option<Py<PyAny>>) {
     if let Ok(mut h) = hooks().lock() {
         *h = match (decide, value) {
-            (Some(decide), Some(value)) => Some(Hooks { decide, value }),
+            (Some(decide), Some(value)) => Some(Hooks {
+                decide,
+                value,
+                leave,
+            }),
             _ => None,
         };
     }
@@ -426,14 +535,30 @@ fn decide(
     exc: &Bound<'_, PyAny>,
     rp: u32,
 ) -> PyResult<Py<PyAny>> {
-    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0 && caught_by_user_code(frame, exc, rp)? {
+    // The fast path only reads frames; if that fails (an audit hook refusing
+    // or failing an attribute read), Python decides.
+    if HANDLERS_ACTIVE.load(Ordering::SeqCst) == 0
+        && caught_by_user_code(frame, exc, rp).unwrap_or(false)
+    {
         mark_decided(exc);
         return Ok(py.None());
     }
     let Some(hook_fn) = decide_hook(py) else {
         return Ok(py.None());
     };
-    let r = hook_fn.bind(py).call1((frame, exc, rp))?;
+    let r = match hook_fn.bind(py).call1((frame, exc, rp)) {
+        Ok(r) => r,
+        // The decision machinery ran out of stack (the program's exception was
+        // raised at, or near, the recursion limit: calling the hook, or
+        // anything it calls, fails). Nothing was decided: the program's
+        // exception goes on unchanged, as in plain Python, and outer frames
+        // must not try again (each try would fail the same way).
+        Err(e) if e.is_instance_of::<PyRecursionError>(py) => {
+            mark_decided(exc);
+            return Ok(py.None());
+        }
+        Err(e) => return Err(e),
+    };
     if r.is_none() {
         mark_decided(exc);
     } else if r.is(py.Ellipsis()) {
@@ -463,17 +588,13 @@ fn late(py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let Some(frame) = current_frame(py) else {
         return Ok(py.None());
     };
-    // This frame's traceback entry says which instruction raised.
-    let mut tb = exc.getattr("__traceback__")?;
-    let mut lasti: Option<i64> = None;
-    while !tb.is_none() {
-        if tb.getattr("tb_frame")?.is(&frame) {
-            lasti = Some(tb.getattr("tb_lasti")?.extract()?);
-            break;
-        }
-        tb = tb.getattr("tb_next")?;
-    }
-    let Some(lasti) = lasti else {
+    // This frame's traceback entry says which instruction raised. Reading it
+    // may fail (an audit hook sees `tb_frame`; at the recursion limit calling
+    // that hook raises): then nothing is decided and the program's exception
+    // goes on unchanged. Raising here instead would send a new exception into
+    // this very `try`, whose no-match would call us again: a loop.
+    let Some(lasti) = raising_lasti(&exc, &frame) else {
+        mark_decided(&exc);
         return Ok(py.None());
     };
     let code = frames::code_of(&frame);
@@ -495,8 +616,52 @@ fn late(py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     Ok(rp.into_pyobject(py)?.into_any().unbind())
 }
 
+/// Byte offset of the instruction of `frame` that raised `exc`, from its
+/// traceback (`None`: not found, or the traceback could not be read).
+fn raising_lasti(exc: &Bound<'_, PyAny>, frame: &Bound<'_, PyAny>) -> Option<i64> {
+    let mut tb = exc.getattr("__traceback__").ok()?;
+    for _ in 0..1_000_000 {
+        if tb.is_none() {
+            return None;
+        }
+        if tb.getattr("tb_frame").ok()?.is(frame) {
+            return tb.getattr("tb_lasti").ok()?.extract().ok();
+        }
+        tb = tb.getattr("tb_next").ok()?;
+    }
+    None
+}
+
+/// `__resurrect_unwind__(raised)`: what a stub's terminal code does with what
+/// the dispatcher raised: `True`/`False` for the hook's `_Leave` (leave the
+/// frame running, respectively not running, exits; its thunk is kept for
+/// `__resurrect_value__`), `None` to re-raise it. In Rust rather than Python:
+/// it runs where the dispatcher did, possibly at the recursion limit, where
+/// pushing a Python frame would fail.
+#[pyfunction]
+fn unwind(py: Python<'_>, raised: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let leave = hooks().lock().ok().and_then(|h| {
+        h.as_ref()
+            .and_then(|h| h.leave.as_ref().map(|l| l.clone_ref(py)))
+    });
+    let Some(leave) = leave else {
+        return Ok(py.None());
+    };
+    if !raised.is_instance(leave.bind(py))? {
+        return Ok(py.None());
+    }
+    let run_exits = raised.getattr("run_exits")?.is_truthy()?;
+    let thunk = raised.getattr("thunk")?.unbind();
+    THUNK.with(|t| *t.borrow_mut() = Some(thunk));
+    Ok(pyo3::types::PyBool::new(py, run_exits)
+        .to_owned()
+        .into_any()
+        .unbind())
+}
+
 /// `__resurrect_value__()`: a late stub's waiting decision, or the value a
-/// left frame returns (the Python thunk).
+/// left frame returns (the thunk `__resurrect_unwind__` kept, or the Python
+/// side's own).
 #[pyfunction]
 fn value(py: Python<'_>) -> PyResult<Py<PyAny>> {
     if let Some(b) = LATE_DECISION.with(|d| d.take()) {
@@ -504,6 +669,9 @@ fn value(py: Python<'_>) -> PyResult<Py<PyAny>> {
             .to_owned()
             .into_any()
             .unbind());
+    }
+    if let Some(thunk) = THUNK.with(|t| t.borrow_mut().take()) {
+        return Ok(thunk.bind(py).call0()?.unbind());
     }
     let f = hooks()
         .lock()
@@ -522,6 +690,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dispatch, m)?)?;
     m.add_function(wrap_pyfunction!(late, m)?)?;
     m.add_function(wrap_pyfunction!(value, m)?)?;
+    m.add_function(wrap_pyfunction!(unwind, m)?)?;
     m.add_function(wrap_pyfunction!(handler_chain, m)?)?;
     Ok(())
 }

@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCode, PyDict, PyTuple};
 use resurrect_bytecode::analysis::Analysis;
 use resurrect_bytecode::emit::{self, Restore, StubNames};
-use resurrect_bytecode::{exctable, instr, linetable, RpKind};
+use resurrect_bytecode::frame_state::{Layout, LocalKind};
+use resurrect_bytecode::{exctable, instr, linetable, RpKind, SlotKind};
 
 use crate::{to_py, version};
 
@@ -379,10 +380,86 @@ fn stack_effect(py: Python<'_>, opcode: u8, arg: u32, jump: bool) -> PyResult<Op
     Ok(resurrect_bytecode::effects::effect(ver, &ins, edge).map(|(c, p)| p as i64 - c as i64))
 }
 
+/// The `localsplus` layout of `code`: variables (cell arguments included),
+/// the other cell variables, then the free variables, as the compiler lays
+/// them out (`co_varnames`, `co_cellvars`, `co_freevars`).
+fn layout(code: &Bound<'_, PyAny>) -> PyResult<Layout> {
+    let names = |attr: &str| -> PyResult<Vec<String>> {
+        code.getattr(attr)?
+            .cast_into::<PyTuple>()?
+            .iter()
+            .map(|n| n.extract())
+            .collect()
+    };
+    let varnames = names("co_varnames")?;
+    let cellvars = names("co_cellvars")?;
+    let freevars = names("co_freevars")?;
+    let mut locals: Vec<(String, LocalKind)> = varnames
+        .iter()
+        .map(|n| {
+            let kind = if cellvars.contains(n) {
+                LocalKind::Cell
+            } else {
+                LocalKind::Plain
+            };
+            (n.clone(), kind)
+        })
+        .collect();
+    for c in &cellvars {
+        if !varnames.contains(c) {
+            locals.push((c.clone(), LocalKind::Cell));
+        }
+    }
+    for f in freevars {
+        locals.push((f, LocalKind::Free));
+    }
+    Ok(Layout {
+        locals,
+        nargs: nargs(code)?,
+    })
+}
+
+/// Check one base slot's value where the interpreter would not: `FOR_ITER`
+/// calls the type's `tp_iternext` without looking, `sys.exc_info()` and
+/// `POP_EXCEPT` take the handled exception for an exception.
+fn check_slot_value(kind: SlotKind, value: &Bound<'_, PyAny>, n: usize) -> PyResult<()> {
+    let ok = match kind {
+        // SAFETY: `value` is a live object (we hold a reference); `PyIter_Check`
+        // only reads its type's `tp_iternext` slot.
+        SlotKind::Iter => unsafe { pyo3::ffi::PyIter_Check(value.as_ptr()) != 0 },
+        SlotKind::WithExit => value.is_callable(),
+        SlotKind::ExcInfo => {
+            value.is_none() || value.is_instance_of::<pyo3::exceptions::PyBaseException>()
+        }
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let want = match kind {
+        SlotKind::Iter => "an iterator",
+        SlotKind::WithExit => "a callable (a bound __exit__)",
+        _ => "an exception instance or None",
+    };
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "base slot {n} ({}) must be {want}, not {}",
+        kind.name(),
+        value.get_type().name()?
+    )))
+}
+
 /// Build a continuation of `code` (a plain function's code, instrumented or
-/// not) that stores `locals` (`{localsplus index: value}`; cells get
-/// `STORE_DEREF`), pushes `base` (bottom first, as `(kind, value)`), and jumps
-/// to the statement starting at byte offset `start`.
+/// not) that stores `locals` (`(localsplus index, is_cell, value)`: `is_cell`
+/// stores the value into the cell variable's cell; a cell variable given with
+/// `is_cell` false must be given its cell object, which replaces the fresh
+/// one), pushes `base` (bottom first, as `(kind, value)`), and jumps to the
+/// statement starting at byte offset `start`.
+///
+/// The state is checked against the analysis of `code` first (wrong states
+/// would build code that crashes the interpreter): `BytecodeError` for a
+/// `start` that is no resume point, base kinds or count other than the
+/// statement's, locals out of range or of the wrong kind, locals read unbound;
+/// `TypeError` for values of the wrong type.
 #[pyfunction]
 fn continuation<'py>(
     code: &Bound<'py, PyAny>,
@@ -390,55 +467,119 @@ fn continuation<'py>(
     locals: Vec<(u32, bool, Bound<'py, PyAny>)>,
     base: Vec<(String, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    check_continuable(code, start)?;
+    let (consts, restores) = state_restores(code, locals, base)?;
+    emit_continuation(code, consts, &restores, start / 2, start / 2)
+}
+
+/// Refuse generators and coroutines, and odd offsets.
+fn check_continuable(code: &Bound<'_, PyAny>, start: u32) -> PyResult<()> {
+    code.cast::<PyCode>()?;
+    let flags: u32 = code.getattr("co_flags")?.extract()?;
+    // CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+    if flags & (0x20 | 0x80 | 0x200) != 0 {
+        return Err(crate::BytecodeError::new_err(
+            "cannot build a continuation: generators and coroutines cannot be continued",
+        ));
+    }
+    if !start.is_multiple_of(2) {
+        return Err(crate::BytecodeError::new_err(format!(
+            "cannot build a continuation: byte offset {start} is odd"
+        )));
+    }
+    Ok(())
+}
+
+/// The constants (`code`'s, then the restored values) and the restores of a
+/// frame state's locals and base slots, with the values checked (see
+/// [`continuation`]).
+#[allow(clippy::type_complexity)]
+fn state_restores<'py>(
+    code: &Bound<'py, PyAny>,
+    locals: Vec<(u32, bool, Bound<'py, PyAny>)>,
+    base: Vec<(String, Bound<'py, PyAny>)>,
+) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<Restore>)> {
+    let py = code.py();
+    let layout = layout(code)?;
     let mut consts: Vec<Bound<'py, PyAny>> = code
         .getattr("co_consts")?
         .cast_into::<PyTuple>()?
         .iter()
         .collect();
+    // `PyCell_Type` is not part of the stable ABI: compare with `types.CellType`.
+    let cell_type = py.import("types")?.getattr("CellType")?;
     let mut restores = Vec::new();
     for (local, is_cell, value) in locals {
+        let cell_slot = layout
+            .locals
+            .get(local as usize)
+            .is_some_and(|(_, k)| *k == LocalKind::Cell);
+        let cell_object = !is_cell && cell_slot;
+        if cell_object && !value.get_type().is(&cell_type) {
+            let name = &layout.locals[local as usize].0;
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "local `{name}` (index {local}) is a cell variable: give its cell object, \
+                 or its value with the cell flag set, not a {}",
+                value.get_type().name()?
+            )));
+        }
         consts.push(value);
         let konst = (consts.len() - 1) as u32;
         restores.push(if is_cell {
             Restore::Cell { local, konst }
+        } else if cell_object {
+            Restore::CellObject { local, konst }
         } else {
             Restore::Fast { local, konst }
         });
     }
-    for (kind, value) in base {
-        consts.push(value);
-        let konst = (consts.len() - 1) as u32;
-        restores.push(match kind.as_str() {
-            "exc_info" => Restore::ExcInfo { konst },
-            "iter" | "with_exit" => Restore::Push { konst },
+    for (n, (kind, value)) in base.into_iter().enumerate() {
+        let k = match kind.as_str() {
+            "iter" => SlotKind::Iter,
+            "with_exit" => SlotKind::WithExit,
+            "exc_info" => SlotKind::ExcInfo,
             other => {
                 return Err(crate::BytecodeError::new_err(format!(
                     "cannot restore a stack slot of kind {other}"
                 )))
             }
+        };
+        check_slot_value(k, &value, n)?;
+        consts.push(value);
+        let konst = (consts.len() - 1) as u32;
+        restores.push(match k {
+            SlotKind::ExcInfo => Restore::ExcInfo { konst },
+            _ => Restore::Push { kind: k, konst },
         });
     }
-    emit_continuation(code, consts, &restores, start / 2)
+    Ok((consts, restores))
 }
 
 /// Emit a continuation of `code` (prologue `restores`, then a jump to code
-/// unit `target`) with `consts` as its constants, and register it with the
-/// original's analysis shifted past the prologue, so that exceptions in it
-/// still find their statements.
+/// unit `target` inside the statement starting at unit `statement`) with
+/// `consts` as its constants, and register it with the original's analysis
+/// shifted past the prologue, so that exceptions in it still find their
+/// statements.
 fn emit_continuation<'py>(
     code: &Bound<'py, PyAny>,
     consts: Vec<Bound<'py, PyAny>>,
     restores: &[Restore],
+    statement: u32,
     target: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = code.py();
-    let ver = version(py)?;
-    let r = emit::continuation(
-        ver,
+    // For instrumented code the registry holds the analysis of the original,
+    // whose offsets the instrumented code keeps.
+    let info = analyse(code)?;
+    let layout = layout(code)?;
+    let r = emit::continuation_at(
+        &info.analysis,
+        &layout,
         &bytes_attr(code, "co_code")?,
         &bytes_attr(code, "co_exceptiontable")?,
         &bytes_attr(code, "co_linetable")?,
         code.getattr("co_stacksize")?.extract()?,
+        statement,
         target,
         restores,
     )
@@ -450,20 +591,18 @@ fn emit_continuation<'py>(
     kw.set_item("co_stacksize", r.stacksize)?;
     kw.set_item("co_consts", PyTuple::new(py, &consts)?)?;
     let new_code = code.call_method("replace", (), Some(&kw))?;
-    if let Some(info) = lookup(code) {
-        if info.instrumented {
-            let shift = (r.code.len() - bytes_attr(code, "co_code")?.len()) as u32 / 2;
-            let mut a = info.analysis.clone();
-            a.shift(shift);
-            let new_info = Arc::new(CodeInfo {
-                analysis: a,
-                _code: new_code.clone().unbind(),
-                instrumented: true,
-                late: info.late.clone(),
-            });
-            if let Ok(mut reg) = registry().lock() {
-                reg.insert(new_code.as_ptr() as usize, new_info);
-            }
+    if info.instrumented {
+        let shift = (r.code.len() - bytes_attr(code, "co_code")?.len()) as u32 / 2;
+        let mut a = info.analysis.clone();
+        a.shift(shift);
+        let new_info = Arc::new(CodeInfo {
+            analysis: a,
+            _code: new_code.clone().unbind(),
+            instrumented: true,
+            late: info.late.clone(),
+        });
+        if let Ok(mut reg) = registry().lock() {
+            reg.insert(new_code.as_ptr() as usize, new_info);
         }
     }
     Ok(new_code)
@@ -521,9 +660,8 @@ pub fn call_entry(a: &Analysis, i: usize) -> usize {
 /// `NULL`, arguments), bottom first, each `("value", object)` or
 /// `("null", None)`. Nothing of the statement before the call runs again.
 ///
-/// Refused unless `start` is a statement's resume point, the call exists,
-/// `base` matches the statement's base slot kinds, and the stack depth the
-/// analysis gives at the call is exactly `len(base) + len(stack)`.
+/// Checked as [`continuation`], and refused unless the call exists and the
+/// stack depth the analysis gives at it is exactly `len(base) + len(stack)`.
 #[pyfunction]
 fn call_continuation<'py>(
     code: &Bound<'py, PyAny>,
@@ -533,6 +671,7 @@ fn call_continuation<'py>(
     base: Vec<(String, Bound<'py, PyAny>)>,
     stack: Vec<(String, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    check_continuable(code, start)?;
     let info = analyse(code)?;
     let a = &info.analysis;
     let refuse = |why: String| crate::BytecodeError::new_err(why);
@@ -544,13 +683,6 @@ fn call_continuation<'py>(
             "the statement at offset {start} has no call number {ordinal}"
         )));
     };
-    let kinds: Vec<&str> = rp.base.iter().map(|k| k.name()).collect();
-    let given: Vec<&str> = base.iter().map(|(k, _)| k.as_str()).collect();
-    if kinds != given {
-        return Err(refuse(format!(
-            "the statement's blocks are {kinds:?}, not {given:?}"
-        )));
-    }
     let depth = a.stacks[entry].as_ref().map(|s| s.len());
     if depth != Some(base.len() + stack.len()) {
         return Err(refuse(format!(
@@ -560,44 +692,24 @@ fn call_continuation<'py>(
             base.len() + stack.len()
         )));
     }
-    let mut consts: Vec<Bound<'py, PyAny>> = code
-        .getattr("co_consts")?
-        .cast_into::<PyTuple>()?
-        .iter()
-        .collect();
-    let nlocals = code.getattr("co_nlocals")?.extract::<u32>()?
-        + code.getattr("co_cellvars")?.cast_into::<PyTuple>()?.len() as u32;
-    let mut restores = Vec::new();
-    for (local, is_cell, value) in locals {
-        if local >= nlocals {
-            return Err(refuse(format!("local number {local} is out of range")));
-        }
-        consts.push(value);
-        let konst = (consts.len() - 1) as u32;
-        restores.push(if is_cell {
-            Restore::Cell { local, konst }
-        } else {
-            Restore::Fast { local, konst }
-        });
-    }
-    for (kind, value) in base.into_iter().chain(stack) {
-        if kind == "null" {
-            restores.push(Restore::Null);
-            continue;
-        }
-        consts.push(value);
-        let konst = (consts.len() - 1) as u32;
-        restores.push(match kind.as_str() {
-            "exc_info" => Restore::ExcInfo { konst },
-            "iter" | "with_exit" | "value" => Restore::Push { konst },
+    let (mut consts, mut restores) = state_restores(code, locals, base)?;
+    for (kind, value) in stack {
+        match kind.as_str() {
+            "null" => restores.push(Restore::Null),
+            "value" => {
+                consts.push(value);
+                restores.push(Restore::Value {
+                    konst: (consts.len() - 1) as u32,
+                });
+            }
             other => {
                 return Err(refuse(format!(
-                    "cannot restore a stack slot of kind {other}"
+                    "cannot restore a stack value of kind {other}"
                 )))
             }
-        });
+        }
     }
-    emit_continuation(code, consts, &restores, a.instrs[entry].offset)
+    emit_continuation(code, consts, &restores, rp.start, a.instrs[entry].offset)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
