@@ -2031,8 +2031,8 @@ def frame_status(
         )
     if rp is None:
         return unmapped(f"no resume point at line {line}")
-    if rp.leave_refusal is not None:
-        return unmapped(f"the frame cannot hand over to new code here: {rp.leave_refusal}")
+    if rp.handover_refusal is not None:
+        return unmapped(f"the frame cannot hand over to new code here: {rp.handover_refusal}")
     old_src = bo.source if bo is not None else None
     new_src = _texts.get(filename)
     if old_src is None or old_src.tree is None:
