@@ -422,6 +422,81 @@ def test_an_unchanged_file_reports_nothing(project):
     assert m.f() == 1
 
 
+def test_an_unchanged_module_instrumented_after_its_import_reports_nothing(project):
+    """Without a copy of the text taken at import, the reload compares the
+    running code with the file compiled again: two lambdas on one line (same
+    name, same first line) must each find their own code."""
+    path = project.path("lambdas")
+    path.write_text(
+        textwrap.dedent(
+            """
+            def make():
+                return (lambda: 1, lambda x: x * 2)
+
+            PAIR = make()
+            """
+        )
+    )
+    sys.path.insert(0, str(project.root))
+    m = importlib.import_module("lambdas")  # a plain import: no copy of the text
+    instrument.add_globs([str(path)])
+    rl.install(prompt_commands=False)
+    report = reload_ok()
+    assert not report.changed and str(report) == "no source file changed since it was loaded"
+    assert [f() for f in (m.PAIR[0],)] == [1] and m.PAIR[1](2) == 4
+
+
+def test_a_module_another_import_hook_rewrote_is_unchanged_until_edited(project):
+    """Code compiled differently from its text (pytest rewrites `assert`s; here
+    `-O` drops them) cannot be compared with the file: `@resumable` keeps the
+    text it was imported from, so an unchanged file is left alone."""
+    import importlib.machinery
+    import importlib.util
+
+    class Rewriting(importlib.machinery.SourceFileLoader):
+        def source_to_code(self, data, path, *, _optimize=-1):
+            return compile(data, path, "exec", dont_inherit=True, optimize=1)
+
+    path = project.path("rewritten")
+    path.write_text(
+        textwrap.dedent(
+            """
+            import resurrect
+
+            calls = []
+
+            @resurrect.resumable
+            def f(x):
+                assert x > 0
+                calls.append(x)
+                return x
+            """
+        )
+    )
+
+    class Finder:
+        @staticmethod
+        def find_spec(name, path_=None, target=None):
+            if name != "rewritten":
+                return None
+            return importlib.util.spec_from_file_location(
+                name, path, loader=Rewriting(name, str(path))
+            )
+
+    sys.dont_write_bytecode = True
+    sys.meta_path.insert(0, Finder)
+    m = importlib.import_module("rewritten")
+    m.f(1)
+    rl.install(prompt_commands=False)
+    report = reload_ok()
+    assert not report.changed and str(report) == "no source file changed since it was loaded"
+    assert m.calls == [1]  # the module's statements did not run again
+    project.replace(m, "return x", "return -x")
+    report = reload_ok()
+    assert report.files[0].changed == ["f()"]
+    assert m.f(2) == -2 and m.calls == [1, 2]
+
+
 def test_functions_that_only_moved_get_their_new_line_numbers(project):
     m = project.module(
         """
