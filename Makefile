@@ -57,8 +57,7 @@ test: setup ## set up, then run cargo test once and pytest under every Python
 	$(CARGO_TEST_ENV) cargo test $(CARGO_TEST_SCOPE) || failed="$$failed cargo-test"; \
 	for venv in $(VENVS); do \
 		echo "==> pytest: $$($$venv/bin/python --version) ($$venv)"; \
-		rc=0; $$venv/bin/python -m pytest -q tests --ignore=tests/test_reload.py $(PYTEST_ARGS) || rc=$$?; \
-		$$venv/bin/python -m pytest -q tests/test_reload.py $(PYTEST_ARGS) || rc=$$?; \
+		rc=0; $$venv/bin/python -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
 		if [ $$rc -eq 5 ]; then \
 			echo "error: pytest collected no tests from tests/ under $$venv" >&2; \
 		fi; \

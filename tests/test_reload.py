@@ -422,6 +422,81 @@ def test_an_unchanged_file_reports_nothing(project):
     assert m.f() == 1
 
 
+def test_an_unchanged_module_instrumented_after_its_import_reports_nothing(project):
+    """Without a copy of the text taken at import, the reload compares the
+    running code with the file compiled again: two lambdas on one line (same
+    name, same first line) must each find their own code."""
+    path = project.path("lambdas")
+    path.write_text(
+        textwrap.dedent(
+            """
+            def make():
+                return (lambda: 1, lambda x: x * 2)
+
+            PAIR = make()
+            """
+        )
+    )
+    sys.path.insert(0, str(project.root))
+    m = importlib.import_module("lambdas")  # a plain import: no copy of the text
+    instrument.add_globs([str(path)])
+    rl.install(prompt_commands=False)
+    report = reload_ok()
+    assert not report.changed and str(report) == "no source file changed since it was loaded"
+    assert [f() for f in (m.PAIR[0],)] == [1] and m.PAIR[1](2) == 4
+
+
+def test_a_module_another_import_hook_rewrote_is_unchanged_until_edited(project):
+    """Code compiled differently from its text (pytest rewrites `assert`s; here
+    `-O` drops them) cannot be compared with the file: `@resumable` keeps the
+    text it was imported from, so an unchanged file is left alone."""
+    import importlib.machinery
+    import importlib.util
+
+    class Rewriting(importlib.machinery.SourceFileLoader):
+        def source_to_code(self, data, path, *, _optimize=-1):
+            return compile(data, path, "exec", dont_inherit=True, optimize=1)
+
+    path = project.path("rewritten")
+    path.write_text(
+        textwrap.dedent(
+            """
+            import resurrect
+
+            calls = []
+
+            @resurrect.resumable
+            def f(x):
+                assert x > 0
+                calls.append(x)
+                return x
+            """
+        )
+    )
+
+    class Finder:
+        @staticmethod
+        def find_spec(name, path_=None, target=None):
+            if name != "rewritten":
+                return None
+            return importlib.util.spec_from_file_location(
+                name, path, loader=Rewriting(name, str(path))
+            )
+
+    sys.dont_write_bytecode = True
+    sys.meta_path.insert(0, Finder)
+    m = importlib.import_module("rewritten")
+    m.f(1)
+    rl.install(prompt_commands=False)
+    report = reload_ok()
+    assert not report.changed and str(report) == "no source file changed since it was loaded"
+    assert m.calls == [1]  # the module's statements did not run again
+    project.replace(m, "return x", "return -x")
+    report = reload_ok()
+    assert report.files[0].changed == ["f()"]
+    assert m.f(2) == -2 and m.calls == [1, 2]
+
+
 def test_functions_that_only_moved_get_their_new_line_numbers(project):
     m = project.module(
         """
@@ -1101,12 +1176,6 @@ def test_a_local_the_new_code_reads_before_assigning_it(project, policy):
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the hand-over calls the continuation under the old statement's own handler, "
-    "so an exception leaving the new code runs the old frame's `with` exits again "
-    "(requested change to emit.rs: the Transfer path's __resurrect_value__ call)",
-)
 def test_an_exception_leaving_the_new_code_exits_the_with_block_once(project, policy):
     m = project.module(
         """
@@ -1140,6 +1209,155 @@ def test_an_exception_leaving_the_new_code_exits_the_with_block_once(project, po
     log = []
     with pytest.raises(ValueError):
         m.run(log)
+    assert log == ["enter", "exit"]
+
+
+def fix_then_fail(project, m, policy, edits):
+    """A policy that, at the first failure, makes the paused statement succeed
+    and a later one raise, reloads and retries (a hand-over); later failures
+    propagate."""
+
+    def decide(failure):
+        if len(policy.calls) == 1:
+            for old, new in edits:
+                project.replace(m, old, new)
+            reload_ok()
+            return Decision(Action.RETRY)
+        return Decision(Action.PROPAGATE)
+
+    return decide
+
+
+def test_an_exception_leaving_the_new_code_meets_the_except_clause_once(project, policy):
+    m = project.module(
+        """
+        def run(log):
+            try:
+                a = 1 // 0
+                b = 2
+            except ValueError as e:
+                log.append(str(e))
+                raise
+            return a + b
+        """
+    )
+    policy.decide = fix_then_fail(
+        project, m, policy, [("a = 1 // 0", "a = 1"), ("b = 2", "b = int('x')")]
+    )
+    log = []
+    with pytest.raises(ValueError) as info:
+        m.run(log)
+    assert log == [str(info.value)]
+    assert sys.exception() is None
+
+
+def test_an_exception_leaving_the_new_code_from_a_paused_except_body(project, policy):
+    """The paused statement is in an `except` body: the old frame drops the
+    saved exception state (restoring it) without running the `except`'s
+    cleanup or the outer clause again."""
+    m = project.module(
+        """
+        def run(log):
+            try:
+                try:
+                    int("x")
+                except ValueError:
+                    a = 1 // 0
+                    b = 2
+            except ValueError as e:
+                log.append(str(e))
+                raise
+            return a + b
+        """
+    )
+    policy.decide = fix_then_fail(
+        project, m, policy, [("a = 1 // 0", "a = 1"), ("b = 2", "b = int('y')")]
+    )
+    log = []
+    with pytest.raises(ValueError) as info:
+        m.run(log)
+    assert "'y'" in str(info.value)
+    assert log == [str(info.value)]
+    # Raised in the `except ValueError` body the continuation re-entered.
+    assert "'x'" in str(info.value.__context__)
+    assert sys.exception() is None
+
+
+def test_an_exception_leaving_the_new_code_runs_the_finally_once(project, policy):
+    m = project.module(
+        """
+        def run(log):
+            try:
+                a = 1 // 0
+                b = 2
+            finally:
+                log.append("finally")
+            return a + b
+        """
+    )
+    policy.decide = fix_then_fail(
+        project, m, policy, [("a = 1 // 0", "a = 1"), ("b = 2", "b = int('x')")]
+    )
+    log = []
+    with pytest.raises(ValueError):
+        m.run(log)
+    assert log == ["finally"]
+
+
+def test_a_paused_frame_in_a_try_finally_hands_over(project, policy):
+    """Leaving is refused inside `try`/`finally` (it would skip the `finally`),
+    but a hand-over is not: the new code runs the `finally`, once."""
+    m = project.module(
+        """
+        def run(log):
+            try:
+                a = 1 // 0
+                log.append("old")
+            finally:
+                log.append("finally")
+            return a
+        """
+    )
+    policy.decide = fix_and_retry(project, m, "a = 1 // 0", "a = 7")
+    log = []
+    assert m.run(log) == 7
+    assert log == ["old", "finally"]
+
+
+def test_an_exception_leaving_the_new_code_in_nested_loops(project, policy):
+    """Two iterators and a `with` below the paused statement: the old frame
+    drops all three without exiting the `with` again."""
+    m = project.module(
+        """
+        import contextlib
+
+        class Resource:
+            def __init__(self, log):
+                self.log = log
+                log.append("enter")
+
+            def close(self):
+                self.log.append("exit")
+
+        def run(rows, log):
+            out = []
+            with contextlib.closing(Resource(log)):
+                for row in rows:
+                    for x in row:
+                        out.append(100 // x)
+                    out.append("|")
+            return out
+        """
+    )
+    policy.decide = fix_then_fail(
+        project,
+        m,
+        policy,
+        [("out.append(100 // x)", "out.append(100 // x if x else int('bad'))")],
+    )
+    log = []
+    with pytest.raises(ValueError):
+        m.run([[1], [2, 0, 3], [4]], log)
     assert log == ["enter", "exit"]
 
 

@@ -120,7 +120,11 @@ class Statement:
             if assigns and continues:
                 return None
             return "`use` needs an assignment, a `return` or an expression statement"
-        if action in (Action.LEAVE, Action.RERUN, Action.TRANSFER):
+        if action is Action.TRANSFER:
+            # The continuation runs the program's `finally`s itself: only the
+            # base slots the old frame drops afterwards matter.
+            return rp.handover_refusal
+        if action in (Action.LEAVE, Action.RERUN):
             if rp.leave_refusal is not None:
                 return rp.leave_refusal
             if action is Action.RERUN:

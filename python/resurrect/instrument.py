@@ -23,6 +23,7 @@ def instrument_code(code: types.CodeType) -> types.CodeType:
 def resumable(fn):
     """Give ``fn`` (a function, method, generator or coroutine function, or a
     class, whose methods all get them) resume points."""
+    _remember_importing(fn)
     if isinstance(fn, type):
         for value in vars(fn).values():
             _instrument_member(value)
@@ -30,6 +31,40 @@ def resumable(fn):
     target = getattr(fn, "__func__", fn)
     target.__code__ = instrument_code(target.__code__)
     return fn
+
+
+#: The module spec whose source was last remembered, by path (one read per import).
+_remembered_specs: dict[str, object] = {}
+
+
+def _remember_importing(obj) -> None:
+    """Remember the source of ``obj``'s module while that module is being
+    imported (decorators run then): it is the text the code was compiled from,
+    what a later reload compares the file with. Without it, a reload must
+    recompile the file and compare code, which fails for code another import
+    hook rewrote (pytest's assertions) and for a file edited since: the module
+    would look changed to every reload."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    spec = getattr(module, "__spec__", None)
+    path = getattr(module, "__file__", None)
+    # `_initializing`: set by importlib while the module's code runs (3.4+).
+    if not getattr(spec, "_initializing", False) or not isinstance(path, str):
+        return
+    if _remembered_specs.get(path) is spec:
+        return
+    _remembered_specs[path] = spec
+    loader = getattr(spec, "loader", None)
+    try:
+        data = loader.get_data(path) if hasattr(loader, "get_data") else None
+    except OSError:
+        data = None
+    if data is None:
+        return
+    reload = sys.modules.get("resurrect.reload")
+    if reload is not None:
+        reload.remember(path, data)
+    else:
+        loaded_sources[path] = data
 
 
 def _instrument_member(value, module: str | None = None, seen: set[int] | None = None) -> None:

@@ -105,9 +105,12 @@ class _Source:
         self.chunk_outlines: dict[str, _Outline] | None = None
         #: Whether the running code is known to come from this text.
         self.verified = True
-        #: (qualname, co_firstlineno) -> (qualname, ordinal), from compiling the text
-        self._firsts: dict[tuple[str, int], tuple[str, int]] | None = None
-        self._compiled: dict[tuple[str, int], types.CodeType] | None = None
+        #: (qualname, co_firstlineno) -> [(key, code)], from compiling the text:
+        #: several code objects share a place (lambdas, comprehensions on one line).
+        self._compiled: dict[tuple[str, int], list[tuple[tuple[str, int], types.CodeType]]] | None
+        self._compiled = None
+        #: id of a compiled code object -> its key.
+        self._keys: dict[int, tuple[str, int]] = {}
 
     @property
     def tree(self) -> ast.Module | None:
@@ -135,32 +138,30 @@ class _Source:
             self._outline = _Outline(tree.body, self.lines) if tree is not None else None
         return self._outline  # type: ignore[return-value]
 
-    def compiled(self) -> dict[tuple[str, int], types.CodeType] | None:
-        """The text's code objects by (qualname, co_firstlineno)."""
+    def compiled(
+        self,
+    ) -> dict[tuple[str, int], list[tuple[tuple[str, int], types.CodeType]]] | None:
+        """The text's code objects with their keys, by (qualname, co_firstlineno)."""
         if self._compiled is None:
             try:
                 code = compile(self.text, self.filename, "exec", dont_inherit=True)
             except (SyntaxError, ValueError):
                 return None
-            self._compiled = {}
-            self._firsts = {}
-            for key, c in _index(code).items():
-                self._compiled[(c.co_qualname, c.co_firstlineno)] = c
-                self._firsts[(c.co_qualname, c.co_firstlineno)] = key
+            self._adopt(_index(code))
         return self._compiled
 
     def _adopt(self, index: dict[tuple[str, int], types.CodeType]) -> None:
         """Use ``index`` (the text compiled) instead of compiling it again."""
         self._compiled = {}
-        self._firsts = {}
+        self._keys = {}
         for key, c in index.items():
-            self._compiled[(c.co_qualname, c.co_firstlineno)] = c
-            self._firsts[(c.co_qualname, c.co_firstlineno)] = key
+            self._compiled.setdefault((c.co_qualname, c.co_firstlineno), []).append((key, c))
+            self._keys[id(c)] = key
 
     def forget(self) -> None:
         """Drop what can be computed again."""
         self._compiled = None
-        self._firsts = None
+        self._keys = {}
         _trees.pop(id(self), None)
 
     def key_of(self, code: types.CodeType) -> tuple[str, int] | None:
@@ -169,11 +170,16 @@ class _Source:
         compiled = self.compiled()
         if compiled is None:
             return None
-        c = compiled.get((code.co_qualname, code.co_firstlineno))
-        if c is None or not _same_plain(c, code, nested=False):
-            return None
-        assert self._firsts is not None
-        return self._firsts[(code.co_qualname, code.co_firstlineno)]
+        for key, c in compiled.get((code.co_qualname, code.co_firstlineno), ()):
+            if _same_plain(c, code, nested=False):
+                return key
+        return None
+
+    def key_of_compiled(self, code: types.CodeType) -> tuple[str, int] | None:
+        """The key of ``code``, one of the code objects compiled from this text
+        (compared when this text was compiled again since)."""
+        key = self._keys.get(id(code))
+        return key if key is not None else self.key_of(code)
 
 
 def _read(filename: str) -> str:
@@ -2031,8 +2037,8 @@ def frame_status(
         )
     if rp is None:
         return unmapped(f"no resume point at line {line}")
-    if rp.leave_refusal is not None:
-        return unmapped(f"the frame cannot hand over to new code here: {rp.leave_refusal}")
+    if rp.handover_refusal is not None:
+        return unmapped(f"the frame cannot hand over to new code here: {rp.handover_refusal}")
     old_src = bo.source if bo is not None else None
     new_src = _texts.get(filename)
     if old_src is None or old_src.tree is None:
@@ -2124,10 +2130,9 @@ def _instrument_current(
     body), made when a frame is to continue in it."""
     code = _core.instrument(plain) if filename in _instrumented_files else plain
     src = _texts.get(filename)
-    firsts = src._firsts if src is not None and src._firsts is not None else {}
     ids = _current_ids.setdefault(filename, set())
     for a, b in zip(_walk(plain), _walk(code), strict=True):
-        k = firsts.get((a.co_qualname, a.co_firstlineno))
+        k = src.key_of_compiled(a) if src is not None else None
         _origins[id(b)] = _Origin(b, filename, src, k)
         ids.add(id(b))
     _current[filename][key] = code

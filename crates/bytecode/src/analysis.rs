@@ -82,6 +82,10 @@ pub struct ResumePoint {
     pub skip_to: Option<u32>,
     /// Why "leave"/"rerun" are impossible here, if they are.
     pub leave_refusal: Option<&'static str>,
+    /// Why handing the frame over to a continuation is impossible here, if it
+    /// is: only the base slots matter (the continuation re-creates them and
+    /// runs the program's handlers itself, `finally`s included).
+    pub handover_refusal: Option<&'static str>,
     /// Number of covered instructions (that may raise).
     pub covered: u32,
 }
@@ -462,6 +466,7 @@ impl Analysis {
                 handler,
                 skip_to: None,
                 leave_refusal: None,
+                handover_refusal: None,
                 covered: 0,
             });
             self.owner[i] = Some(index);
@@ -736,16 +741,8 @@ impl Analysis {
     /// impossible, if it is.
     pub fn leave_refusal_for(&self, r: usize) -> Option<&'static str> {
         let rp = &self.rps[r];
-        for k in &rp.base {
-            match k {
-                SlotKind::Iter | SlotKind::WithExit | SlotKind::ExcInfo => {}
-                SlotKind::AsyncIter => return Some("inside an `async for` loop"),
-                SlotKind::AsyncWithExit => return Some("inside an `async with` block"),
-                SlotKind::Exception | SlotKind::Lasti => {
-                    return Some("inside a `finally` block that is handling an exception")
-                }
-                SlotKind::Other => return Some("the stack holds values of unknown kind"),
-            }
+        if let Some(why) = Self::base_refusal(&rp.base) {
+            return Some(why);
         }
         let mut h = rp.handler;
         for _ in 0..64 {
@@ -762,9 +759,27 @@ impl Analysis {
         Some("handlers nest too deeply")
     }
 
+    /// Why base slots of these kinds cannot be unwound (or dropped after a
+    /// hand-over), if they cannot.
+    fn base_refusal(base: &[SlotKind]) -> Option<&'static str> {
+        for k in base {
+            match k {
+                SlotKind::Iter | SlotKind::WithExit | SlotKind::ExcInfo => {}
+                SlotKind::AsyncIter => return Some("inside an `async for` loop"),
+                SlotKind::AsyncWithExit => return Some("inside an `async with` block"),
+                SlotKind::Exception | SlotKind::Lasti => {
+                    return Some("inside a `finally` block that is handling an exception")
+                }
+                SlotKind::Other => return Some("the stack holds values of unknown kind"),
+            }
+        }
+        None
+    }
+
     fn compute_leave(&mut self) {
         for r in 0..self.rps.len() {
             self.rps[r].leave_refusal = self.leave_refusal_for(r);
+            self.rps[r].handover_refusal = Self::base_refusal(&self.rps[r].base);
             let _ = self.start_index(r as u32);
         }
     }

@@ -25,8 +25,14 @@
 //!       POP_JUMP_IF_FALSE X_G
 //!       POP_TOP; <unwind base: POP_TOP / __exit__(None,None,None) / POP_EXCEPT>
 //!       LOAD_GLOBAL NULL + __resurrect_value__; CALL 0; RETURN_VALUE
-//! X_G:  POP_TOP; <drop base without running exits>; (same value and return)
+//! X_G:  POP_TOP; LOAD_GLOBAL NULL + __resurrect_value__; CALL 0   # raises: XR_G
+//!       <drop base under the value without running exits>; RETURN_VALUE
+//! XR_G: (the continuation raised) <drop base the same way>; RERAISE 0  # no handler
 //! ```
+//!
+//! A hand-over's continuation ran the frame's handlers itself on what it
+//! raises, so that exception leaves the old frame without meeting its `except`
+//! clauses, `finally`s or `__exit__`s again.
 
 use crate::fxhash::FxHashMap as HashMap;
 
@@ -76,6 +82,8 @@ enum Label {
     Propagate(u32),
     Terminal(u32),
     Transfer(u32),
+    /// The continuation of a hand-over raised: drop the base, leave the frame.
+    TransferRaised(u32),
     /// The late stub of a `try`/`except` (by index of its no-match `RERAISE`).
     Late(u32),
     LatePropagate(u32),
@@ -137,12 +145,15 @@ impl Asm {
         self.handler = h.map(HandlerRef::Fixed);
     }
     /// A call whose own exceptions go to `h` (the arguments are pushed already).
+    /// 3.11's `PRECALL` carries `h` too: its specialised forms make the whole
+    /// call (skipping the `CALL`, whose units the lookup then uses), so
+    /// neither unit may lead elsewhere.
     fn call_with_handler(&mut self, nargs: u32, h: Option<HandlerRef>) {
+        let saved = self.handler;
+        self.handler = h;
         if self.ver == Version::V3_11 {
             self.imm(Op::Precall, nargs);
         }
-        let saved = self.handler;
-        self.handler = h;
         self.imm(Op::Call, nargs);
         self.handler = saved;
     }
@@ -318,11 +329,18 @@ pub fn instrument(
     let stubbed: Vec<&ResumePoint> = a.rps.iter().filter(|r| r.covered > 0).collect();
     // Statements directly in a `try` body: the program's `except` runs first.
     let late: HashMap<u32, usize> = a.except_first().into_iter().collect();
-    // Groups: same base kinds and same original handler share the terminal code.
-    let mut groups: Vec<(Vec<SlotKind>, Option<Handler>, bool)> = Vec::new();
+    // Groups: same base kinds and same original handler share the terminal
+    // code. A group has T_G when a hand-over is possible (base slots it can
+    // drop), and its leave/rerun part when leaving is (no `finally` around).
+    let mut groups: Vec<(Vec<SlotKind>, Option<Handler>, bool, bool)> = Vec::new();
     let mut group_of: HashMap<u32, u32> = HashMap::default();
     for rp in &stubbed {
-        let key = (rp.base.clone(), rp.handler, rp.leave_refusal.is_none());
+        let key = (
+            rp.base.clone(),
+            rp.handler,
+            rp.leave_refusal.is_none(),
+            rp.handover_refusal.is_none(),
+        );
         let g = match groups.iter().position(|g| *g == key) {
             Some(g) => g,
             None => {
@@ -334,7 +352,7 @@ pub fn instrument(
     }
     for (k, rp) in stubbed.iter().enumerate() {
         let g = group_of[&rp.index];
-        let leave_ok = rp.leave_refusal.is_none();
+        let terminal = rp.handover_refusal.is_none();
         asm.set_handler(rp.handler);
         asm.line = rp.line;
         if !late.contains_key(&rp.index) {
@@ -346,7 +364,7 @@ pub fn instrument(
                 asm.imm(Op::Precall, 2);
             }
             // A dispatcher that raises lands in T_G (leave, rerun, hand-over).
-            if leave_ok {
+            if terminal {
                 asm.handler = Some(HandlerRef::At {
                     label: Label::Terminal(g),
                     depth: rp.depth(),
@@ -395,7 +413,7 @@ pub fn instrument(
         let id = *r as u32;
         let first = &a.rps[rps[0] as usize];
         let g = group_of[&first.index];
-        let leave_ok = first.leave_refusal.is_none();
+        let terminal = first.handover_refusal.is_none();
         let d = first.depth();
         // The no-match RERAISE's own handler (the except-cleanup) and the one
         // after it (outside the `try`).
@@ -449,19 +467,19 @@ pub fn instrument(
         asm.label(Label::LateRaised(id));
         asm.imm(Op::Swap, 2);
         asm.imm(Op::PopExcept, 0);
-        if leave_ok {
+        if terminal {
             asm.op(Op::JumpForward, Arg::To(Label::Terminal(g)));
         } else {
             asm.set_handler(outer);
             asm.imm(Op::Reraise, 0);
         }
     }
-    for (g, (base, handler, leave_ok)) in groups.iter().enumerate() {
+    for (g, (base, handler, leave_ok, handover_ok)) in groups.iter().enumerate() {
         let g = g as u32;
         asm.set_handler(*handler);
         asm.line = None;
         // T_G before P_G: 3.12+ conditional jumps only go forward.
-        if *leave_ok {
+        if *handover_ok {
             asm.label(Label::Terminal(g));
             asm.load_global_null(names.unwind);
             asm.imm(Op::Copy, 3);
@@ -470,25 +488,50 @@ pub fn instrument(
             asm.pop_jump_if_none(Label::Propagate(g));
             asm.pop_jump_if_false(Label::Transfer(g));
             let chain = chain_of(a, *handler);
-            // Leave / rerun: the frame is left as `return` leaves it, then the
-            // value is computed (a rerun calls the function again only after
-            // this invocation's `finally`s and `__exit__`s ran).
-            asm.set_handler(*handler);
-            asm.imm(Op::PopTop, 0);
-            unwind(&mut asm, base, &chain, none_const, true, false);
-            asm.set_handler(chain.iter().copied().find(|h| h.depth == 0));
-            asm.load_global_null(names.value);
-            asm.call(0);
-            asm.imm(Op::ReturnValue, 0);
+            if *leave_ok {
+                // Leave / rerun: the frame is left as `return` leaves it, then
+                // the value is computed (a rerun calls the function again only
+                // after this invocation's `finally`s and `__exit__`s ran).
+                asm.set_handler(*handler);
+                asm.imm(Op::PopTop, 0);
+                unwind(&mut asm, base, &chain, none_const, true, false);
+                asm.set_handler(chain.iter().copied().find(|h| h.depth == 0));
+                asm.load_global_null(names.value);
+                asm.call(0);
+                asm.imm(Op::ReturnValue, 0);
+            } else {
+                // The engine refuses leave/rerun here (a `finally` would be
+                // skipped) and never asks for it: should it, what the
+                // dispatcher raised propagates like the statement's own error.
+                asm.set_handler(*handler);
+                asm.imm(Op::PopTop, 0);
+                asm.imm(Op::Reraise, 0);
+            }
             // Hand-over: the continuation runs first, holding the slots, which
             // are then dropped without running exits.
             asm.label(Label::Transfer(g));
             asm.set_handler(*handler);
             asm.imm(Op::PopTop, 0);
             asm.load_global_null(names.value);
-            asm.call(0);
+            // The continuation already ran this frame's handlers (its `except`
+            // clauses, `finally`s and `__exit__`s) on whatever it raises: that
+            // exception must leave the frame without meeting them again.
+            asm.call_with_handler(
+                0,
+                Some(HandlerRef::At {
+                    label: Label::TransferRaised(g),
+                    depth: base.len() as u32,
+                }),
+            );
             unwind(&mut asm, base, &chain, none_const, false, true);
             asm.imm(Op::ReturnValue, 0);
+            // `[base…, exc]`: drop the slots as the hand-over's return does
+            // (`POP_EXCEPT` restores the exception state an `except` saved; no
+            // exits), then re-raise with no handler in this frame.
+            asm.label(Label::TransferRaised(g));
+            unwind(&mut asm, base, &[], none_const, false, true);
+            asm.set_handler(None);
+            asm.imm(Op::Reraise, 0);
         }
         asm.set_handler(*handler);
         asm.label(Label::Propagate(g));

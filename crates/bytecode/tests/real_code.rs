@@ -80,6 +80,7 @@ fn decode_encode_reproduces_every_byte() {
 fn instrumented_code_is_stack_consistent() {
     for (ver, file) in VERSIONS {
         let mut with_stubs = 0;
+        let mut transfers = 0;
         for (k, f) in fixtures(file).iter().enumerate() {
             let a = Analysis::new(ver, &f.code, &f.exc, &f.lines, f.firstlineno)
                 .unwrap_or_else(|e| panic!("{file}#{k}: {e}"));
@@ -152,6 +153,70 @@ fn instrumented_code_is_stack_consistent() {
                     "{file}#{k}: hand-over handler"
                 );
             }
+            // A hand-over's continuation already met this frame's handlers:
+            // what it raises leaves the old frame with no handler but the one
+            // dropping the base slots (no `__exit__` call, no `RERAISE` into
+            // the program's handlers).
+            let orig_units = (f.code.len() / 2) as u32;
+            let is_cond = |op: Op| {
+                matches!(
+                    op,
+                    Op::PopJumpIfFalse
+                        | Op::PopJumpForwardIfFalse
+                        | Op::PopJumpIfNone
+                        | Op::PopJumpForwardIfNone
+                )
+            };
+            for (t, ins) in b.instrs.iter().enumerate() {
+                if ins.offset < orig_units
+                    || ins.op != Op::LoadGlobal
+                    || ins.arg != (NAMES.unwind << 1 | 1)
+                {
+                    continue;
+                }
+                transfers += 1;
+                // `…; COPY 1; POP_JUMP_IF_NONE P_G; POP_JUMP_IF_FALSE X_G`
+                let pjf = &b.instrs[t..]
+                    .iter()
+                    .filter(|x| is_cond(x.op))
+                    .nth(1)
+                    .unwrap();
+                assert!(matches!(
+                    pjf.op,
+                    Op::PopJumpIfFalse | Op::PopJumpForwardIfFalse
+                ));
+                let x = b
+                    .index_of_start(instr::jump_target(pjf, ver).unwrap() as u32)
+                    .unwrap();
+                let depth = b.stacks[x].as_ref().unwrap().len() as u32 - 1;
+                assert_eq!(b.instrs[x].op, Op::PopTop);
+                assert_eq!(b.instrs[x + 1].op, Op::LoadGlobal);
+                assert_eq!(b.instrs[x + 1].arg, NAMES.value << 1 | 1);
+                let calls: Vec<usize> = (x + 2..x + 4)
+                    .filter(|&c| matches!(b.instrs[c].op, Op::Precall | Op::Call))
+                    .collect();
+                assert_eq!(calls.len(), if ver == Version::V3_11 { 2 } else { 1 });
+                let h = b
+                    .handler_at(calls[0])
+                    .unwrap_or_else(|| panic!("{file}#{k}: hand-over handler"));
+                for &c in &calls {
+                    assert_eq!(b.handler_at(c), Some(h), "{file}#{k}: hand-over call");
+                }
+                assert_eq!(h.depth, depth, "{file}#{k}: hand-over keeps the base");
+                let mut i = b.index_of_start(h.target).unwrap();
+                let mut dropped = 0;
+                while b.instrs[i].op != Op::Reraise {
+                    match b.instrs[i].op {
+                        Op::Swap => {}
+                        Op::PopTop | Op::PopExcept => dropped += 1,
+                        op => panic!("{file}#{k}: {op:?} after a hand-over raised"),
+                    }
+                    assert_eq!(b.handler_at(i), None, "{file}#{k}: hand-over drop");
+                    i += 1;
+                }
+                assert_eq!(b.handler_at(i), None, "{file}#{k}: hand-over re-raise");
+                assert_eq!(dropped, depth, "{file}#{k}: hand-over drops the base");
+            }
             let entries = exctable::decode(&r.exceptiontable).unwrap();
             for w in entries.windows(2) {
                 assert!(w[0].end <= w[1].start, "{file}#{k}: overlapping entries");
@@ -173,6 +238,7 @@ fn instrumented_code_is_stack_consistent() {
             with_stubs > 300,
             "{file}: only {with_stubs} code objects got stubs"
         );
+        assert!(transfers > 300, "{file}: only {transfers} hand-over paths");
     }
 }
 

@@ -275,6 +275,8 @@ pub struct PyResumePoint {
     pub skip_to: Option<u32>,
     /// Why "leave" and "rerun" are impossible here (`None` when they are possible).
     pub leave_refusal: Option<&'static str>,
+    /// Why the frame cannot hand over to a continuation here (`None` when it can).
+    pub handover_refusal: Option<&'static str>,
     /// Instructions routed to this statement's stub.
     pub covered: u32,
 }
@@ -301,6 +303,7 @@ pub fn rp_to_py(rp: &resurrect_bytecode::ResumePoint) -> PyResumePoint {
         base: rp.base.iter().map(|k| k.name()).collect(),
         skip_to: rp.skip_to.map(|u| u * 2),
         leave_refusal: rp.leave_refusal,
+        handover_refusal: rp.handover_refusal,
         covered: rp.covered,
     }
 }
