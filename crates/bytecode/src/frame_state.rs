@@ -138,22 +138,47 @@ impl Analysis {
         // (A skip may leave a local unbound too, but which skip is allowed is
         // decided when it happens: `engine.refusal` refuses one that leaves a
         // local these superinstructions read unbound.)
-        let mut stub_edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // Each edge carries the locals the way to it may delete.
+        let mut stub_edges: Vec<Vec<(usize, Vec<u32>)>> = vec![Vec::new(); n];
         if instrumented {
-            let mut add = |from: usize, r: u32| {
+            let mut add = |from: usize, r: u32, deleted: &[u32]| {
                 if let Some(k) = self.index_of_start(self.rps[r as usize].start) {
-                    stub_edges[from].push(k);
+                    stub_edges[from].push((k, deleted.to_vec()));
                 }
             };
             for i in 0..n {
                 if self.covered[i] {
                     if let Some(r) = self.owner[i] {
-                        add(i, r);
+                        add(i, r, &[]);
                     }
                 }
             }
+            // A statement directly in a `try` keeps the program's handler; when
+            // no clause matches, the late stub retries the statement that
+            // raised, with the locals it had when it raised. So the retry edge
+            // leaves from each of the statement's own instructions that the
+            // handler covers, not from the no-match `RERAISE` (where the states
+            // of every statement of the `try` meet and a local bound by an
+            // earlier statement would look unbound). The clauses' tests store
+            // nothing on the way to the `RERAISE`; a local any part of the
+            // handler deletes (an `as` name) counts as unbound.
             for (r, reraise) in self.except_first() {
-                add(reraise, r);
+                let Some(h) = self.rps[r as usize].handler else {
+                    continue;
+                };
+                let from = self.index_of_start(h.target).unwrap_or(reraise);
+                let deleted: Vec<u32> = (from.min(reraise)..=reraise)
+                    .filter(|&k| self.instrs[k].op == Op::DeleteFast)
+                    .map(|k| self.instrs[k].arg)
+                    .collect();
+                for i in 0..n {
+                    if self.owner[i] == Some(r)
+                        && exctable::lookup(&self.entries, self.instrs[i].op_offset())
+                            .is_some_and(|e| e.target == h.target)
+                    {
+                        add(i, r, &deleted);
+                    }
+                }
             }
         }
         let mut found = vec![false; nlocals];
@@ -188,13 +213,19 @@ impl Analysis {
                     join_into(&mut states, &mut work, h, s);
                 }
             }
-            for &k in &stub_edges[i] {
-                if let Some(b) = &self.stacks[k] {
+            for (k, deleted) in &stub_edges[i] {
+                if let Some(b) = &self.stacks[*k] {
+                    let mut unbound = st.unbound.clone();
+                    for &l in deleted {
+                        if let Some(u) = unbound.get_mut(l as usize) {
+                            *u = true;
+                        }
+                    }
                     let s = State {
-                        unbound: st.unbound.clone(),
+                        unbound,
                         stack: vec![Tag::Value; b.len()],
                     };
-                    join_into(&mut states, &mut work, k, s);
+                    join_into(&mut states, &mut work, *k, s);
                 }
             }
             let mut st = st;
