@@ -274,3 +274,22 @@ def test_a_directory_or_zip_application_runs_as_under_python(tmp_path, kind):
     p = python(str(target), "x", cwd=tmp_path)
     _same(r, p)
     assert p.stdout == "main of __main__ ['x'] True\n"
+
+
+def test_the_api_loads_on_first_use():
+    """`import resurrect` (and `resurrect run` of a program that uses nothing
+    of it) does not pay for the condition system, skipping, checkpoints or
+    reload; every public name still resolves."""
+    code = (
+        "import sys, resurrect\n"
+        "print(sorted(m for m in sys.modules if m.startswith('resurrect.')))\n"
+        "from resurrect import *\n"
+        "missing = [n for n in resurrect.__all__ if n not in globals()]\n"
+        "print(missing, callable(resurrect.checkpoint), callable(resurrect.reload))\n"
+    )
+    r = python("-c", code)
+    assert r.status == 0, r.stderr
+    loaded, rest = r.stdout.splitlines()
+    for lazy in ("conditions", "skip", "prompt", "checkpoint", "reload"):
+        assert f"'resurrect.{lazy}'" not in loaded, loaded
+    assert rest == "[] True True"

@@ -7,7 +7,9 @@ See INTERFACE.md for the contract; the names below are the public API.
 from __future__ import annotations
 
 from . import engine
-from .instrument import instrument_code, instrument_module, resumable
+from .instrument import instrument_code as instrument_code
+from .instrument import instrument_module as instrument_module
+from .instrument import resumable as resumable
 
 # The rest of the API loads on first use, so that `resurrect run` of a
 # program that never calls it does not pay for it at start-up.
@@ -38,36 +40,9 @@ _LAZY = {
     "pause": "prompt",
 }
 
-__all__ = [
-    "ControlError",
-    "NoResumePointsError",
-    "Restart",
-    "SkippedError",
-    "abort",
-    "cerror",
-    "checkpoint",
-    "compute_restarts",
-    "continue_",
-    "error",
-    "find_restart",
-    "handler_bind",
-    "handler_case",
-    "install",
-    "instrument_code",
-    "instrument_module",
-    "invoke_restart",
-    "muffle_warning",
-    "pause",
-    "reload",
-    "restart_case",
-    "resumable",
-    "signal",
-    "skip_errors",
-    "skipping",
-    "store_value",
-    "use_value",
-    "warn",
-]
+__all__ = sorted(
+    [*_LAZY, "checkpoint", "install", "instrument_code", "instrument_module", "reload", "resumable"]
+)
 
 
 def install(on_error: str = "pause", instrument=None) -> None:
