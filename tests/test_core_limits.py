@@ -10,14 +10,12 @@ Audit hooks cannot be removed, so each case runs in its own interpreter.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
-
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+from cli_helpers import child_env
 
 PROGRAM = textwrap.dedent(
     """
@@ -82,7 +80,7 @@ PROGRAM = textwrap.dedent(
 def run(tmp_path, mode: str, audit: str) -> str:
     script = tmp_path / "limits.py"
     script.write_text(PROGRAM)
-    env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
+    env = child_env()  # finds the package under test, installed or in the tree
     try:
         r = subprocess.run(
             [sys.executable, str(script), mode, audit],
