@@ -41,7 +41,7 @@ options of `run`:
                         unless named)
   --no-sigint           Ctrl-C raises KeyboardInterrupt as usual instead of pausing
   --watch               reload edited source files while the program runs
-  --checkpoint-dir DIR   where checkpoints are written (default ./.resurrect)
+  --checkpoint-dir DIR  where checkpoints are written (default ./.resurrect)
   --checkpoint-on SIGNAL
                         take a checkpoint at the next statement when SIGNAL
                         arrives (repeatable; TERM then exits, others continue)
