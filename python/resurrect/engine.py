@@ -273,6 +273,8 @@ class Failure:
 def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None:
     """Why ``action`` is impossible at statement ``st`` of the live ``frame``."""
     reason = st.refusal(action)
+    if reason is None and action is Action.RETRY and st.rp.kind == "loop":
+        reason = _loop_retry_refusal(frame, st)
     if reason is None and action in (Action.SKIP, Action.USE_VALUE) and st.rp.kind != "loop":
         # 3.13's superinstructions read some locals without an unbound check:
         # jumping past a binding the statement makes must not leave one unbound.
@@ -289,6 +291,49 @@ def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None
     if reason is None and edits is not None:
         reason = edits.refusal(frame, st, action)
     return reason
+
+
+def _loop_retry_refusal(frame: types.FrameType, st: Statement) -> str | None:
+    """Retrying a loop's resume point fetches the next item again: right when
+    fetching it failed, wrong when what failed is something else the resume
+    point covers (a loop body on the line of its `for`, a generator
+    expression's element, unpacking the target): the failed item would be lost."""
+    lasti = _failing_offset(frame)
+    code = frame.f_code
+    if lasti is not None and 0 <= lasti < len(code.co_code):
+        import dis
+
+        if dis.opname[code.co_code[lasti]] == "FOR_ITER":
+            rp = _core.resume_point_at(code, lasti)
+            if rp is not None and rp.index == st.rp.index:
+                return None
+    if code.co_name == "<genexpr>":
+        return (
+            "retry would fetch the generator expression's next item and lose the one "
+            "whose element failed (retry the statement that iterates over it instead)"
+        )
+    return (
+        "retry would fetch the loop's next item and lose the one that failed (a loop "
+        "body on the line of its `for`, or the loop's target); put the body on its own "
+        "line to retry it, `skip` goes to the next item"
+    )
+
+
+def _failing_offset(frame: types.FrameType) -> int | None:
+    """Offset of the instruction of ``frame`` the exception being decided was
+    raised at (an outer frame: the call it is suspended in)."""
+    current = getattr(_tls, "current", None)
+    if current is not None and current[0] is frame:
+        tb = current[1].__traceback__
+        found = None
+        while tb is not None:
+            if tb.tb_frame is frame:
+                found = tb.tb_lasti  # the last entry: the innermost for this frame
+            tb = tb.tb_next
+        if found is not None:
+            return found
+    lasti = frame.f_lasti
+    return lasti if lasti >= 0 else None
 
 
 def _raising_line(exc: BaseException, frame: types.FrameType) -> int | None:
@@ -538,6 +583,16 @@ def decide(failure: Failure) -> Decision:
 def _hook(frame: types.FrameType, exc: BaseException, rp_index: int):
     if getattr(_tls, "busy", False):
         return None  # an exception inside the decision machinery itself
+    # The exception being decided and its frame (for `_failing_offset`); cleared
+    # before returning: a reference would keep the exception and its frames alive.
+    _tls.current = (frame, exc)
+    try:
+        return _decide_and_apply(frame, exc, rp_index)
+    finally:
+        _tls.current = None
+
+
+def _decide_and_apply(frame: types.FrameType, exc: BaseException, rp_index: int):
     if isinstance(exc, UnwindTo):
         if exc.target is frame:
             return apply(frame, statement(frame.f_code, rp_index), exc, exc.decision)
