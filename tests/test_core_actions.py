@@ -1206,26 +1206,9 @@ def test_comprehension_raise(policy, run_module, kind):
 
 
 def _inlined_cases():
-    refused_313 = pytest.mark.xfail(
-        V >= (3, 13),
-        strict=True,
-        reason="core bug: 3.13 refuses use/skip, the comprehension variable counts as "
-        "a local left unbound",
-    )
-    later_line = pytest.mark.xfail(
-        V >= (3, 12),
-        strict=True,
-        reason="engine bug: the statement's first instruction (the iterable) is on its "
-        "last line; the resume point gets that line and no AST statement, `use` is refused",
-    )
     for action in ("use", "skip", "leave", "rerun"):
         for kind in ("list", "set", "dict", "nested", "two-lines"):
-            marks = []
-            if kind == "dict" and action in ("use", "skip"):
-                marks.append(refused_313)
-            if kind == "two-lines":
-                marks.append(later_line)
-            yield pytest.param(kind, action, marks=marks, id=f"{action}-{kind}")
+            yield pytest.param(kind, action, id=f"{action}-{kind}")
 
 
 @pytest.mark.parametrize(("kind", "action"), list(_inlined_cases()))

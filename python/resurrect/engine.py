@@ -174,15 +174,16 @@ _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 #: Resume points by id of their code object (a continuation holds the values
 #: it restores in co_consts, so it may not be hashable); the code is kept too.
 _rp_cache: dict[int, tuple[types.CodeType, list]] = {}
-_ast_cache: dict[tuple[str, int], tuple[int, dict[int, ast.stmt]]] = {}
+_ast_cache: dict[tuple[str, int], tuple[int, dict[int, list[ast.stmt]]]] = {}
 
 
 def _statements_by_line(
     filename: str, code: types.CodeType | None = None, lines: list[str] | None = None
-) -> dict[int, ast.stmt]:
+) -> dict[int, list[ast.stmt]]:
     """The statements of ``code``'s source (the whole file for module code,
     lambdas and comprehensions; only the function's block otherwise, which
-    keeps the first pause in a long file fast), by first line. ``lines``: the
+    keeps the first pause in a long file fast): for each line, the statements
+    whose lines contain it, outermost first. ``lines``: the
     source (default: linecache's copy of the file)."""
     if lines is None:
         lines = linecache.getlines(filename)
@@ -210,15 +211,32 @@ def _statements_by_line(
             tree = ast.parse("".join(lines))
         except (SyntaxError, ValueError):
             tree = None
-    out: dict[int, ast.stmt] = {}
+    out: dict[int, list[ast.stmt]] = {}
     if tree is not None:
+        # Walk order visits parents first: each line's list is outermost first.
         for node in ast.walk(tree):
             if isinstance(node, ast.stmt):
-                # The innermost statement starting on a line wins (a body on the
-                # same line as its header): walk order visits parents first.
-                out[node.lineno] = node
+                end = node.end_lineno or node.lineno
+                for n in range(node.lineno, end + 1):
+                    out.setdefault(n, []).append(node)
     _ast_cache[key] = (stamp, out)
     return out
+
+
+def _statement_at(statements: dict[int, list[ast.stmt]], line: int, loop: bool) -> ast.stmt | None:
+    """The statement a resume point at ``line`` stands for: the innermost one
+    starting on that line (a body on the line of its header), else the
+    innermost one whose lines contain it (3.12+: a statement whose first
+    instruction is on a later line, like a comprehension whose iterable is
+    evaluated first). A loop's resume point: the `for` starting there."""
+    around = statements.get(line, ())
+    starting = [n for n in around if n.lineno == line]
+    if loop:
+        fors = [n for n in starting if isinstance(n, ast.For | ast.AsyncFor)]
+        return fors[-1] if fors else None
+    if starting:
+        return starting[-1]
+    return around[-1] if around else None
 
 
 def statement(code: types.CodeType, rp_index: int) -> Statement:
@@ -233,13 +251,20 @@ def statement(code: types.CodeType, rp_index: int) -> Statement:
     line = rp.line
     # Code a reload replaced was compiled from an older text than the file's.
     lines = edits.lines_of(code) if edits is not None else None
+    node = None
+    if line:
+        node = _statement_at(_statements_by_line(filename, code, lines), line, rp.kind == "loop")
+        if node is not None and node.lineno < line:
+            if any(r.line is not None and node.lineno <= r.line < line for r in rps[:rp_index]):
+                # A resume point of its own inside a statement that started
+                # earlier (a line where the stack is empty): only part of it.
+                node = None
+            else:
+                line = node.lineno  # the statement's first line, as the user wrote it
     if lines is not None:
         text = lines[line - 1].strip() if line and line <= len(lines) else ""
     else:
         text = linecache.getline(filename, line).strip() if line else ""
-    node = _statements_by_line(filename, code, lines).get(line) if line else None
-    if rp.kind == "loop":
-        node = node if isinstance(node, ast.For | ast.AsyncFor) else None
     return Statement(rp, filename, line, text, node, code.co_flags, code.co_name)
 
 
