@@ -1110,14 +1110,10 @@ def test_module_level_raise_and_refused_rerun(policy, run_module, action, capsys
         assert "module-level code cannot be rerun" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    V == (3, 12),
-    strict=True,
-    reason="core bug (CPython 3.12 gh-110543): code.replace() drops CO_FAST_HIDDEN of a "
-    "comprehension variable optimised away; reading the instrumented module frame's "
-    "f_locals then deletes the same-named global",
-)
 def test_reading_module_frame_locals_keeps_globals(policy, run_module):
+    """CPython 3.12's code.replace() drops CO_FAST_HIDDEN of a comprehension
+    variable whose comprehension was removed as dead code (gh-110543): reading
+    the instrumented module frame's f_locals would delete the same-named global."""
     def decide(failure):
         dict(failure.frame.f_locals)  # what `use`, the prompt and run_in_frame do
         return Decision(Action.SKIP)
