@@ -1114,6 +1114,7 @@ def test_reading_module_frame_locals_keeps_globals(policy, run_module):
     """CPython 3.12's code.replace() drops CO_FAST_HIDDEN of a comprehension
     variable whose comprehension was removed as dead code (gh-110543): reading
     the instrumented module frame's f_locals would delete the same-named global."""
+
     def decide(failure):
         dict(failure.frame.f_locals)  # what `use`, the prompt and run_in_frame do
         return Decision(Action.SKIP)
@@ -1931,3 +1932,39 @@ def test_policy_sees_the_live_frame(policy):
     assert f({}, 5) == 10
     assert seen["i"] == 2 and seen["n"] == 5
     assert [kind for kind, _ in seen["stack"]] == ["iter"]
+
+
+def test_the_decision_path_does_not_import_through_the_programs___import__(policy, monkeypatch):
+    """A program may replace ``builtins.__import__`` (CPython's unittest suite
+    makes every import return one fake module and store it in ``sys.modules``
+    under the name asked for); deciding on an exception it raises meanwhile
+    must not import through it (it put the fake module in place of
+    ``contextlib``)."""
+    import builtins
+
+    asked = []
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        asked.append(name)
+        return real_import(name, *args, **kwargs)
+
+    @resumable
+    def f(data):
+        with contextlib.suppress(KeyError):
+            data["k"]
+        try:
+            data["k"]
+        except unittest.SkipTest:
+            pass
+        return "done"
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    try:
+        result = outcome(f, {})
+    finally:
+        monkeypatch.undo()
+    # (3.13's linecache imports `os`, `sys` and `tokenize` on a cache miss: not ours.)
+    ours = {"contextlib", "inspect", "textwrap", "dis", "collections", "types"}
+    assert (result, ours.intersection(asked)) == (("raise", "KeyError"), set())
+    assert len(policy.calls) == 1

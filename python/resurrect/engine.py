@@ -23,6 +23,7 @@ import builtins
 import dataclasses
 import enum
 import gc
+import importlib
 import linecache
 import sys
 import threading
@@ -79,6 +80,16 @@ class UnwindTo(BaseException):
 
 
 _tls = threading.local()
+
+
+def _module(name: str) -> types.ModuleType:
+    """The module ``name``, imported on first use without ``builtins.__import__``:
+    the decision path runs inside the program, which may have replaced it (a
+    test patching ``__import__`` to put one module in ``sys.modules`` under
+    every name imported would get our lazy imports too)."""
+    m = sys.modules.get(name)
+    return m if isinstance(m, types.ModuleType) else importlib.import_module(name)
+
 
 # ---------------------------------------------------------------------------
 # What is known about a statement
@@ -143,7 +154,7 @@ def _target_names(node: ast.stmt | None) -> set[str]:
         targets = list(node.targets)
     elif isinstance(node, ast.AnnAssign | ast.AugAssign):
         targets = [node.target]
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {n.id for t in targets for n in _walk(t) if isinstance(n, ast.Name)}
 
 
 def _falls_off_the_end(st: Statement) -> bool:
@@ -198,12 +209,12 @@ def _statements_by_line(
     tree = None
     if first > 1:
         try:
-            import inspect
-            import textwrap
+            inspect = _module("inspect")
+            textwrap = _module("textwrap")
 
             block = inspect.getblock(lines[first - 1 :])
             tree = ast.parse(textwrap.dedent("".join(block)))
-            ast.increment_lineno(tree, first - 1)
+            _shift_lines(tree, first - 1)
         except (SyntaxError, ValueError, IndentationError, Exception):
             tree = None
     if tree is None:
@@ -214,13 +225,34 @@ def _statements_by_line(
     out: dict[int, list[ast.stmt]] = {}
     if tree is not None:
         # Walk order visits parents first: each line's list is outermost first.
-        for node in ast.walk(tree):
+        for node in _walk(tree):
             if isinstance(node, ast.stmt):
                 end = node.end_lineno or node.lineno
                 for n in range(node.lineno, end + 1):
                     out.setdefault(n, []).append(node)
     _ast_cache[key] = (stamp, out)
     return out
+
+
+def _walk(node: ast.AST):
+    """``ast.walk`` (parents before children), without its import of
+    ``collections`` on every call (see :func:`_module`)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        todo.extend(reversed(list(ast.iter_child_nodes(n))))
+
+
+def _shift_lines(tree: ast.AST, delta: int) -> None:
+    """``ast.increment_lineno`` over :func:`_walk`."""
+    for n in _walk(tree):
+        if isinstance(n, ast.TypeIgnore):
+            n.lineno += delta
+            continue
+        for attr in ("lineno", "end_lineno"):
+            if attr in n._attributes and getattr(n, attr, None) is not None:
+                setattr(n, attr, getattr(n, attr) + delta)
 
 
 def _statement_at(statements: dict[int, list[ast.stmt]], line: int, loop: bool) -> ast.stmt | None:
@@ -326,7 +358,7 @@ def _loop_retry_refusal(frame: types.FrameType, st: Statement) -> str | None:
     lasti = _failing_offset(frame)
     code = frame.f_code
     if lasti is not None and 0 <= lasti < len(code.co_code):
-        import dis
+        dis = _module("dis")
 
         if dis.opname[code.co_code[lasti]] == "FOR_ITER":
             rp = _core.resume_point_at(code, lasti)
@@ -403,7 +435,7 @@ def suppresses(exit_fn: Any, exc: BaseException, _depth: int = 0) -> bool:
     cm = getattr(exit_fn, "__self__", None)
     if cm is None or _depth > 8:
         return False
-    import contextlib
+    contextlib = _module("contextlib")
 
     if isinstance(cm, contextlib.suppress):
         return isinstance(exc, cm._exceptions)
@@ -453,7 +485,7 @@ def _may_return_true(fn: Any) -> bool:
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
-    import dis
+    dis = _module("dis")
 
     prev = None
     for ins in dis.get_instructions(code):
