@@ -227,8 +227,10 @@ def _statements_by_line(
         # Walk order visits parents first: each line's list is outermost first.
         for node in _walk(tree):
             if isinstance(node, ast.stmt):
-                end = node.end_lineno or node.lineno
-                for n in range(node.lineno, end + 1):
+                start, end = node.lineno, node.end_lineno or node.lineno
+                for d in getattr(node, "decorator_list", ()):
+                    start = min(start, d.lineno)  # a decorated def starts at its decorators
+                for n in range(start, end + 1):
                     out.setdefault(n, []).append(node)
     _ast_cache[key] = (stamp, out)
     return out
