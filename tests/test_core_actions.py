@@ -1110,14 +1110,11 @@ def test_module_level_raise_and_refused_rerun(policy, run_module, action, capsys
         assert "module-level code cannot be rerun" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    V == (3, 12),
-    strict=True,
-    reason="core bug (CPython 3.12 gh-110543): code.replace() drops CO_FAST_HIDDEN of a "
-    "comprehension variable optimised away; reading the instrumented module frame's "
-    "f_locals then deletes the same-named global",
-)
 def test_reading_module_frame_locals_keeps_globals(policy, run_module):
+    """CPython 3.12's code.replace() drops CO_FAST_HIDDEN of a comprehension
+    variable whose comprehension was removed as dead code (gh-110543): reading
+    the instrumented module frame's f_locals would delete the same-named global."""
+
     def decide(failure):
         dict(failure.frame.f_locals)  # what `use`, the prompt and run_in_frame do
         return Decision(Action.SKIP)
@@ -1154,17 +1151,13 @@ def test_module_level_class_body(policy, run_module):
 # ---------------------------------------------------------------------------
 # comprehensions
 
-RETRY_LOSES_ITEMS = (
-    "core bug: retry restarts the generator expression with its iterator already "
-    "advanced (the element that failed is lost)"
-)
-GENEXPR = pytest.mark.xfail(strict=True, reason=RETRY_LOSES_ITEMS)
-
 COMPREHENSIONS = {
     "list": ("xs = [data['k'] + i for i in range(3)]", [10, 11, 12], ()),
     "set": ("xs = {data['k'] + i for i in range(3)}", {10, 11, 12}, ()),
     "dict": ("xs = {i: data['k'] + i for i in range(3)}", {0: 10, 1: 11, 2: 12}, ()),
-    "genexpr": ("xs = sum(data['k'] + i for i in range(3))", 33, GENEXPR),
+    # A generator expression's element fails in the generator's own frame, at its
+    # loop's resume point: a retry there would fetch the next item (refused).
+    "genexpr": ("xs = sum(data['k'] + i for i in range(3))", None, ()),
     "nested": (
         "xs = [[data['k'] + i + j for j in range(2)] for i in range(2)]",
         [[10, 11], [11, 12]],
@@ -1188,10 +1181,16 @@ def comprehension_function(run_module, src):
 @pytest.mark.parametrize(
     "kind", [pytest.param(k, marks=mark) for k, (_, _, mark) in COMPREHENSIONS.items()]
 )
-def test_comprehension_retry(policy, run_module, kind):
+def test_comprehension_retry(policy, run_module, kind, capsys):
     src, value, _ = COMPREHENSIONS[kind]
     f = comprehension_function(run_module, src)
     policy.decide = decider("retry")
+    if kind == "genexpr":
+        # Refused (the failed element would be lost), so nothing runs twice.
+        assert outcome(f, {}) == ("raise", "KeyError")
+        assert "cannot retry" in capsys.readouterr().err
+        assert [c.function for c in policy.calls] == ["<genexpr>"]
+        return
     assert outcome(f, {}) == ("return", value)
     assert len(policy.calls) == 1
 
@@ -1204,26 +1203,9 @@ def test_comprehension_raise(policy, run_module, kind):
 
 
 def _inlined_cases():
-    refused_313 = pytest.mark.xfail(
-        V >= (3, 13),
-        strict=True,
-        reason="core bug: 3.13 refuses use/skip, the comprehension variable counts as "
-        "a local left unbound",
-    )
-    later_line = pytest.mark.xfail(
-        V >= (3, 12),
-        strict=True,
-        reason="engine bug: the statement's first instruction (the iterable) is on its "
-        "last line; the resume point gets that line and no AST statement, `use` is refused",
-    )
     for action in ("use", "skip", "leave", "rerun"):
         for kind in ("list", "set", "dict", "nested", "two-lines"):
-            marks = []
-            if kind == "dict" and action in ("use", "skip"):
-                marks.append(refused_313)
-            if kind == "two-lines":
-                marks.append(later_line)
-            yield pytest.param(kind, action, marks=marks, id=f"{action}-{kind}")
+            yield pytest.param(kind, action, id=f"{action}-{kind}")
 
 
 @pytest.mark.parametrize(("kind", "action"), list(_inlined_cases()))
@@ -1253,20 +1235,50 @@ def test_comprehension_iteration_variable_is_restored(policy, run_module):
     assert ns["f"]({}) == ([10, 11, 12], "outer")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a loop body on the line of its `for` belongs to the loop's own "
-    "resume point: retry fetches the next item instead of redoing the failed one",
-)
-def test_retry_in_a_one_line_loop_body(policy):
+def test_retry_in_a_one_line_loop_body_is_refused(policy, capsys):
+    """A loop body on the line of its `for` belongs to the loop's own resume
+    point, whose retry fetches the next item: the failed one would be lost."""
+    seen = []
+
     @resumable
     def f(data):
         total = 0
-        for i in range(3): total += data["k"] + i  # @one-line-for  # noqa: E701  # fmt: skip
+        for i in range(3): total += seen.append(i) or data["k"] + i  # @one-line-for  # noqa: E701  # fmt: skip
         return total
 
     policy.decide = decider("retry")
-    assert f({}) == 33
+    assert outcome(f, {}) == ("raise", "KeyError")
+    assert "cannot retry" in capsys.readouterr().err
+    assert seen == [0]
+    assert [c.line for c in policy.calls] == [marker_line("one-line-for")]
+
+
+def test_retry_of_a_failing_iterator_fetches_again(policy):
+    """Retry at a loop's resume point is right when fetching the item failed."""
+
+    class Flaky:
+        n = 0
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.n += 1
+            if self.n == 2:
+                raise KeyError("once")
+            if self.n > 3:
+                raise StopIteration
+            return self.n
+
+    @resumable
+    def f():
+        out = []
+        for i in Flaky(): out.append(i)  # noqa: E701  # fmt: skip
+        return out
+
+    policy.always(Action.RETRY)
+    assert f() == [1, 3]
+    assert len(policy.calls) == 1
 
 
 def test_skip_in_a_one_line_loop_body_goes_to_the_next_item(policy):
@@ -1920,3 +1932,39 @@ def test_policy_sees_the_live_frame(policy):
     assert f({}, 5) == 10
     assert seen["i"] == 2 and seen["n"] == 5
     assert [kind for kind, _ in seen["stack"]] == ["iter"]
+
+
+def test_the_decision_path_does_not_import_through_the_programs___import__(policy, monkeypatch):
+    """A program may replace ``builtins.__import__`` (CPython's unittest suite
+    makes every import return one fake module and store it in ``sys.modules``
+    under the name asked for); deciding on an exception it raises meanwhile
+    must not import through it (it put the fake module in place of
+    ``contextlib``)."""
+    import builtins
+
+    asked = []
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        asked.append(name)
+        return real_import(name, *args, **kwargs)
+
+    @resumable
+    def f(data):
+        with contextlib.suppress(KeyError):
+            data["k"]
+        try:
+            data["k"]
+        except unittest.SkipTest:
+            pass
+        return "done"
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    try:
+        result = outcome(f, {})
+    finally:
+        monkeypatch.undo()
+    # (3.13's linecache imports `os`, `sys` and `tokenize` on a cache miss: not ours.)
+    ours = {"contextlib", "inspect", "textwrap", "dis", "collections", "types"}
+    assert (result, ours.intersection(asked)) == (("raise", "KeyError"), set())
+    assert len(policy.calls) == 1

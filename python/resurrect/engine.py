@@ -23,6 +23,7 @@ import builtins
 import dataclasses
 import enum
 import gc
+import importlib
 import linecache
 import sys
 import threading
@@ -79,6 +80,16 @@ class UnwindTo(BaseException):
 
 
 _tls = threading.local()
+
+
+def _module(name: str) -> types.ModuleType:
+    """The module ``name``, imported on first use without ``builtins.__import__``:
+    the decision path runs inside the program, which may have replaced it (a
+    test patching ``__import__`` to put one module in ``sys.modules`` under
+    every name imported would get our lazy imports too)."""
+    m = sys.modules.get(name)
+    return m if isinstance(m, types.ModuleType) else importlib.import_module(name)
+
 
 # ---------------------------------------------------------------------------
 # What is known about a statement
@@ -143,7 +154,7 @@ def _target_names(node: ast.stmt | None) -> set[str]:
         targets = list(node.targets)
     elif isinstance(node, ast.AnnAssign | ast.AugAssign):
         targets = [node.target]
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {n.id for t in targets for n in _walk(t) if isinstance(n, ast.Name)}
 
 
 def _falls_off_the_end(st: Statement) -> bool:
@@ -174,15 +185,16 @@ _GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 #: Resume points by id of their code object (a continuation holds the values
 #: it restores in co_consts, so it may not be hashable); the code is kept too.
 _rp_cache: dict[int, tuple[types.CodeType, list]] = {}
-_ast_cache: dict[tuple[str, int], tuple[int, dict[int, ast.stmt]]] = {}
+_ast_cache: dict[tuple[str, int], tuple[int, dict[int, list[ast.stmt]]]] = {}
 
 
 def _statements_by_line(
     filename: str, code: types.CodeType | None = None, lines: list[str] | None = None
-) -> dict[int, ast.stmt]:
+) -> dict[int, list[ast.stmt]]:
     """The statements of ``code``'s source (the whole file for module code,
     lambdas and comprehensions; only the function's block otherwise, which
-    keeps the first pause in a long file fast), by first line. ``lines``: the
+    keeps the first pause in a long file fast): for each line, the statements
+    whose lines contain it, outermost first. ``lines``: the
     source (default: linecache's copy of the file)."""
     if lines is None:
         lines = linecache.getlines(filename)
@@ -197,12 +209,12 @@ def _statements_by_line(
     tree = None
     if first > 1:
         try:
-            import inspect
-            import textwrap
+            inspect = _module("inspect")
+            textwrap = _module("textwrap")
 
             block = inspect.getblock(lines[first - 1 :])
             tree = ast.parse(textwrap.dedent("".join(block)))
-            ast.increment_lineno(tree, first - 1)
+            _shift_lines(tree, first - 1)
         except (SyntaxError, ValueError, IndentationError, Exception):
             tree = None
     if tree is None:
@@ -210,15 +222,55 @@ def _statements_by_line(
             tree = ast.parse("".join(lines))
         except (SyntaxError, ValueError):
             tree = None
-    out: dict[int, ast.stmt] = {}
+    out: dict[int, list[ast.stmt]] = {}
     if tree is not None:
-        for node in ast.walk(tree):
+        # Walk order visits parents first: each line's list is outermost first.
+        for node in _walk(tree):
             if isinstance(node, ast.stmt):
-                # The innermost statement starting on a line wins (a body on the
-                # same line as its header): walk order visits parents first.
-                out[node.lineno] = node
+                start, end = node.lineno, node.end_lineno or node.lineno
+                for d in getattr(node, "decorator_list", ()):
+                    start = min(start, d.lineno)  # a decorated def starts at its decorators
+                for n in range(start, end + 1):
+                    out.setdefault(n, []).append(node)
     _ast_cache[key] = (stamp, out)
     return out
+
+
+def _walk(node: ast.AST):
+    """``ast.walk`` (parents before children), without its import of
+    ``collections`` on every call (see :func:`_module`)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        todo.extend(reversed(list(ast.iter_child_nodes(n))))
+
+
+def _shift_lines(tree: ast.AST, delta: int) -> None:
+    """``ast.increment_lineno`` over :func:`_walk`."""
+    for n in _walk(tree):
+        if isinstance(n, ast.TypeIgnore):
+            n.lineno += delta
+            continue
+        for attr in ("lineno", "end_lineno"):
+            if attr in n._attributes and getattr(n, attr, None) is not None:
+                setattr(n, attr, getattr(n, attr) + delta)
+
+
+def _statement_at(statements: dict[int, list[ast.stmt]], line: int, loop: bool) -> ast.stmt | None:
+    """The statement a resume point at ``line`` stands for: the innermost one
+    starting on that line (a body on the line of its header), else the
+    innermost one whose lines contain it (3.12+: a statement whose first
+    instruction is on a later line, like a comprehension whose iterable is
+    evaluated first). A loop's resume point: the `for` starting there."""
+    around = statements.get(line, ())
+    starting = [n for n in around if n.lineno == line]
+    if loop:
+        fors = [n for n in starting if isinstance(n, ast.For | ast.AsyncFor)]
+        return fors[-1] if fors else None
+    if starting:
+        return starting[-1]
+    return around[-1] if around else None
 
 
 def statement(code: types.CodeType, rp_index: int) -> Statement:
@@ -233,13 +285,20 @@ def statement(code: types.CodeType, rp_index: int) -> Statement:
     line = rp.line
     # Code a reload replaced was compiled from an older text than the file's.
     lines = edits.lines_of(code) if edits is not None else None
+    node = None
+    if line:
+        node = _statement_at(_statements_by_line(filename, code, lines), line, rp.kind == "loop")
+        if node is not None and node.lineno < line:
+            if any(r.line is not None and node.lineno <= r.line < line for r in rps[:rp_index]):
+                # A resume point of its own inside a statement that started
+                # earlier (a line where the stack is empty): only part of it.
+                node = None
+            else:
+                line = node.lineno  # the statement's first line, as the user wrote it
     if lines is not None:
         text = lines[line - 1].strip() if line and line <= len(lines) else ""
     else:
         text = linecache.getline(filename, line).strip() if line else ""
-    node = _statements_by_line(filename, code, lines).get(line) if line else None
-    if rp.kind == "loop":
-        node = node if isinstance(node, ast.For | ast.AsyncFor) else None
     return Statement(rp, filename, line, text, node, code.co_flags, code.co_name)
 
 
@@ -273,6 +332,8 @@ class Failure:
 def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None:
     """Why ``action`` is impossible at statement ``st`` of the live ``frame``."""
     reason = st.refusal(action)
+    if reason is None and action is Action.RETRY and st.rp.kind == "loop":
+        reason = _loop_retry_refusal(frame, st)
     if reason is None and action in (Action.SKIP, Action.USE_VALUE) and st.rp.kind != "loop":
         # 3.13's superinstructions read some locals without an unbound check:
         # jumping past a binding the statement makes must not leave one unbound.
@@ -289,6 +350,49 @@ def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None
     if reason is None and edits is not None:
         reason = edits.refusal(frame, st, action)
     return reason
+
+
+def _loop_retry_refusal(frame: types.FrameType, st: Statement) -> str | None:
+    """Retrying a loop's resume point fetches the next item again: right when
+    fetching it failed, wrong when what failed is something else the resume
+    point covers (a loop body on the line of its `for`, a generator
+    expression's element, unpacking the target): the failed item would be lost."""
+    lasti = _failing_offset(frame)
+    code = frame.f_code
+    if lasti is not None and 0 <= lasti < len(code.co_code):
+        dis = _module("dis")
+
+        if dis.opname[code.co_code[lasti]] == "FOR_ITER":
+            rp = _core.resume_point_at(code, lasti)
+            if rp is not None and rp.index == st.rp.index:
+                return None
+    if code.co_name == "<genexpr>":
+        return (
+            "retry would fetch the generator expression's next item and lose the one "
+            "whose element failed (retry the statement that iterates over it instead)"
+        )
+    return (
+        "retry would fetch the loop's next item and lose the one that failed (a loop "
+        "body on the line of its `for`, or the loop's target); put the body on its own "
+        "line to retry it, `skip` goes to the next item"
+    )
+
+
+def _failing_offset(frame: types.FrameType) -> int | None:
+    """Offset of the instruction of ``frame`` the exception being decided was
+    raised at (an outer frame: the call it is suspended in)."""
+    current = getattr(_tls, "current", None)
+    if current is not None and current[0] is frame:
+        tb = current[1].__traceback__
+        found = None
+        while tb is not None:
+            if tb.tb_frame is frame:
+                found = tb.tb_lasti  # the last entry: the innermost for this frame
+            tb = tb.tb_next
+        if found is not None:
+            return found
+    lasti = frame.f_lasti
+    return lasti if lasti >= 0 else None
 
 
 def _raising_line(exc: BaseException, frame: types.FrameType) -> int | None:
@@ -333,7 +437,7 @@ def suppresses(exit_fn: Any, exc: BaseException, _depth: int = 0) -> bool:
     cm = getattr(exit_fn, "__self__", None)
     if cm is None or _depth > 8:
         return False
-    import contextlib
+    contextlib = _module("contextlib")
 
     if isinstance(cm, contextlib.suppress):
         return isinstance(exc, cm._exceptions)
@@ -383,7 +487,7 @@ def _may_return_true(fn: Any) -> bool:
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
-    import dis
+    dis = _module("dis")
 
     prev = None
     for ins in dis.get_instructions(code):
@@ -538,6 +642,16 @@ def decide(failure: Failure) -> Decision:
 def _hook(frame: types.FrameType, exc: BaseException, rp_index: int):
     if getattr(_tls, "busy", False):
         return None  # an exception inside the decision machinery itself
+    # The exception being decided and its frame (for `_failing_offset`); cleared
+    # before returning: a reference would keep the exception and its frames alive.
+    _tls.current = (frame, exc)
+    try:
+        return _decide_and_apply(frame, exc, rp_index)
+    finally:
+        _tls.current = None
+
+
+def _decide_and_apply(frame: types.FrameType, exc: BaseException, rp_index: int):
     if isinstance(exc, UnwindTo):
         if exc.target is frame:
             return apply(frame, statement(frame.f_code, rp_index), exc, exc.decision)

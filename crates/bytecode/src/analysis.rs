@@ -850,6 +850,9 @@ impl Analysis {
         for ins in &self.instrs {
             let reads: &[u32] = match ins.op {
                 Op::LoadFastLoadFast => &[ins.arg >> 4, ins.arg & 15],
+                // Storing a local and reading it back (a 3.13 comprehension's
+                // variable) reads what was just stored: never unbound.
+                Op::StoreFastLoadFast if ins.arg >> 4 == ins.arg & 15 => &[],
                 Op::StoreFastLoadFast => &[ins.arg & 15],
                 _ => &[],
             };

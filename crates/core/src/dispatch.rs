@@ -685,6 +685,9 @@ fn value(py: Python<'_>) -> PyResult<Py<PyAny>> {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = version(m.py())?;
+    // Import `types` now, not at the first exception: a program may have
+    // replaced `builtins.__import__` by then.
+    let _ = traceback_type(m.py());
     m.add_function(wrap_pyfunction!(set_hook, m)?)?;
     m.add_function(wrap_pyfunction!(set_handlers_active, m)?)?;
     m.add_function(wrap_pyfunction!(dispatch, m)?)?;

@@ -118,7 +118,9 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     let with_nested = |consts: &[Bound<'py, PyAny>]| -> PyResult<Bound<'py, PyAny>> {
         let kw = PyDict::new(py);
         kw.set_item("co_consts", PyTuple::new(py, consts)?)?;
-        code.call_method("replace", (), Some(&kw))
+        let new = code.call_method("replace", (), Some(&kw))?;
+        crate::hidden::keep_hidden_kinds(code, &new);
+        Ok(new)
     };
     // A list/set/dict comprehension compiled as its own function (3.11; class
     // bodies) consumes an iterator its caller made: resuming inside it would
@@ -199,6 +201,7 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     kw.set_item("co_consts", PyTuple::new(py, &new_consts)?)?;
     kw.set_item("co_names", PyTuple::new(py, &names)?)?;
     let new_code = code.call_method("replace", (), Some(&kw))?;
+    crate::hidden::keep_hidden_kinds(code, &new_code);
     let info = Arc::new(CodeInfo {
         analysis: analysis.analysis.clone(),
         _code: new_code.clone().unbind(),
@@ -594,6 +597,7 @@ fn emit_continuation<'py>(
     kw.set_item("co_stacksize", r.stacksize)?;
     kw.set_item("co_consts", PyTuple::new(py, &consts)?)?;
     let new_code = code.call_method("replace", (), Some(&kw))?;
+    crate::hidden::keep_hidden_kinds(code, &new_code);
     if info.instrumented {
         let shift = (r.code.len() - bytes_attr(code, "co_code")?.len()) as u32 / 2;
         let mut a = info.analysis.clone();

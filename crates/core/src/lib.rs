@@ -7,6 +7,7 @@
 
 mod dispatch;
 mod frames;
+mod hidden;
 mod instrument;
 
 use pyo3::prelude::*;
