@@ -263,30 +263,49 @@ fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<
             _ => 0,
         })
         .collect();
-    for _round in 0..16 {
-        let mut offsets = Vec::with_capacity(items.len());
-        let mut labels: HashMap<Label, u32> = HashMap::default();
-        let mut at = base_unit;
-        for (e, p) in items.iter().zip(&prefixes) {
-            offsets.push(at);
-            if let Some(l) = e.label {
-                labels.insert(l, at);
-            }
-            at += *p as u32 + 1 + ver.caches(e.op) as u32;
+    // Labels resolve to item indices once; each round only recomputes offsets.
+    let mut label_item: HashMap<Label, usize> = HashMap::default();
+    for (k, e) in items.iter().enumerate() {
+        if let Some(l) = e.label {
+            label_item.insert(l, k);
         }
-        let mut args = Vec::with_capacity(items.len());
+    }
+    let target_item = |l: &Label| -> Result<usize> {
+        label_item
+            .get(l)
+            .copied()
+            .ok_or(Error::Layout("missing label"))
+    };
+    let mut targets: Vec<usize> = Vec::with_capacity(items.len());
+    for e in items {
+        targets.push(match &e.arg {
+            Arg::To(l) | Arg::BackTo(l) => target_item(l)?,
+            _ => usize::MAX,
+        });
+    }
+    let sizes: Vec<u32> = items.iter().map(|e| 1 + ver.caches(e.op) as u32).collect();
+    let mut offsets = Vec::with_capacity(items.len());
+    let mut args = Vec::with_capacity(items.len());
+    for _round in 0..16 {
+        offsets.clear();
+        let mut at = base_unit;
+        for (size, p) in sizes.iter().zip(&prefixes) {
+            offsets.push(at);
+            at += *p as u32 + size;
+        }
+        args.clear();
         let mut stable = true;
         for (k, e) in items.iter().enumerate() {
-            let end = offsets[k] + prefixes[k] as u32 + 1 + ver.caches(e.op) as u32;
+            let end = offsets[k] + prefixes[k] as u32 + sizes[k];
             let a: u32 = match e.arg {
                 Arg::Imm(a) => a,
-                Arg::To(l) => {
-                    let t = *labels.get(&l).ok_or(Error::Layout("missing label"))?;
+                Arg::To(_) => {
+                    let t = offsets[targets[k]];
                     t.checked_sub(end)
                         .ok_or(Error::Layout("a conditional jump would go backward"))?
                 }
-                Arg::BackTo(l) => {
-                    let t = *labels.get(&l).ok_or(Error::Layout("missing label"))?;
+                Arg::BackTo(_) => {
+                    let t = offsets[targets[k]];
                     end.checked_sub(t)
                         .ok_or(Error::Layout("a backward jump would go forward"))?
                 }
@@ -302,7 +321,7 @@ fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<
             args.push(a);
         }
         if stable {
-            let mut code = Vec::new();
+            let mut code = Vec::with_capacity(2 * (at - base_unit) as usize);
             for ((e, a), p) in items.iter().zip(&args).zip(&prefixes) {
                 instr::encode_one(&mut code, ver, ver.num(e.op), *a, *p);
             }
