@@ -165,6 +165,8 @@ def test_program_exit_hook_sees_the_programs_frames_only(tmp_path):
         (["run", "--checkpoint-every", "0", "x.py"], "--checkpoint-every needs a positive"),
         (["run", "--checkpoint-every=soon", "x.py"], "not 'soon'"),
         (["resume", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["resume", "--checkpoint-on", "KILL"], "--checkpoint-on: SIGKILL cannot be caught"),
+        (["resume", "--checkpoint-every", "-1"], "--checkpoint-every needs a positive"),
         (["resume", "no-such-dir/"], "no-such-dir: no such checkpoint"),
         (["checkpoints", "no-such-dir"], "no checkpoint directory no-such-dir"),
     ],

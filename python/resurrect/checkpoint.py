@@ -45,6 +45,7 @@ from typing import Any
 from . import _core, engine
 from . import checkpoint_format as _format
 from .checkpoint_format import CheckpointError, RefusedCheckpoint
+from .cli import parse_seconds, parse_signal
 
 __all__ = [
     "CheckpointError",
@@ -574,24 +575,6 @@ def _timer_loop(every: float, signum: int) -> None:
                 return
 
 
-def parse_signal(name: str) -> int:
-    """``TERM``, ``SIGTERM`` or ``15`` -> the signal number."""
-    text = name.strip().upper()
-    if text.isdigit():
-        num = int(text)
-        try:
-            signal.Signals(num)
-        except ValueError:
-            raise ValueError(f"unknown signal {name!r}") from None
-        return num
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(getattr(signal.Signals, text))
-    except AttributeError:
-        raise ValueError(f"unknown signal {name!r}") from None
-
-
 def install(
     checkpoint_dir: str | None = None, on: list[str | int] | tuple = (), every: float | None = None
 ) -> None:
@@ -607,9 +590,7 @@ def install(
     if on or every is not None:
         _register_exit_guard()
     for s in on:
-        num = s if isinstance(s, int) else parse_signal(s)
-        if num in (signal.SIGKILL, signal.SIGSTOP):
-            raise ValueError(f"{signal.Signals(num).name} cannot be caught")
+        num = parse_signal(str(s))
         if num not in settings.signals:
             settings.signals.append(num)
         signal.signal(num, _on_signal)
@@ -726,15 +707,17 @@ def _parse_resume(args: list[str]) -> ResumeOptions | None:
             elif option == "--checkpoint-dir":
                 o.directory = value(option, inline_value)
             elif option == "--checkpoint-on":
-                o.signals.append(value(option, inline_value))
-            elif option == "--checkpoint-every":
-                text = value(option, inline_value)
+                name = value(option, inline_value)
                 try:
-                    o.every = float(text)
-                except ValueError:
-                    raise _UsageError(
-                        f"--checkpoint-every needs a number of seconds, not {text!r}"
-                    ) from None
+                    parse_signal(name)
+                except ValueError as e:
+                    raise _UsageError(f"--checkpoint-on: {e}") from None
+                o.signals.append(name)
+            elif option == "--checkpoint-every":
+                try:
+                    o.every = parse_seconds(value(option, inline_value))
+                except ValueError as e:
+                    raise _UsageError(str(e)) from None
             else:
                 raise _UsageError(f"unknown option {arg!r} (see `resurrect resume --help`)")
         elif o.path is None:

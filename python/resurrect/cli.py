@@ -174,9 +174,15 @@ def parse_run(args: list[str]) -> RunOptions | None:
             if not o.checkpoint_dir:
                 raise UsageError("--checkpoint-dir needs a directory")
         elif option == "--checkpoint-on":
-            o.checkpoint_on.append(parse_checkpoint_signal(value(option, inline_value)))
+            try:
+                o.checkpoint_on.append(parse_signal(value(option, inline_value)))
+            except ValueError as e:
+                raise UsageError(f"--checkpoint-on: {e}") from None
         elif option == "--checkpoint-every":
-            o.checkpoint_every = parse_seconds(value(option, inline_value))
+            try:
+                o.checkpoint_every = parse_seconds(value(option, inline_value))
+            except ValueError as e:
+                raise UsageError(str(e)) from None
         else:
             raise UsageError(f"unknown option {arg!r} (see `resurrect run --help`)")
         i += 1
@@ -188,8 +194,10 @@ def parse_run(args: list[str]) -> RunOptions | None:
     return o
 
 
-def parse_checkpoint_signal(name: str) -> int:
-    """``TERM``, ``SIGTERM`` or ``15`` for ``--checkpoint-on``."""
+def parse_signal(name: str) -> int:
+    """``TERM``, ``SIGTERM`` or ``15`` -> the number of a signal that can take
+    a checkpoint (``--checkpoint-on``, for ``run`` and ``resume``); a
+    ``ValueError`` says why not."""
     import signal
 
     text = name.strip().upper()
@@ -199,17 +207,16 @@ def parse_checkpoint_signal(name: str) -> int:
         else:
             num = int(getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text))
     except (ValueError, AttributeError):
-        raise UsageError(f"--checkpoint-on: unknown signal {name!r}") from None
+        raise ValueError(f"unknown signal {name!r}") from None
     if num in (signal.SIGKILL, signal.SIGSTOP):
-        raise UsageError(f"--checkpoint-on: {signal.Signals(num).name} cannot be caught")
+        raise ValueError(f"{signal.Signals(num).name} cannot be caught")
     if num == signal.SIGINT:
-        raise UsageError(
-            "--checkpoint-on: INT is Ctrl-C, which pauses (use `checkpoint` at the prompt)"
-        )
+        raise ValueError("INT is Ctrl-C, which pauses (use `checkpoint` at the prompt)")
     return num
 
 
 def parse_seconds(text: str) -> float:
+    """``--checkpoint-every``'s value; a ``ValueError`` says why not."""
     import math
 
     try:
@@ -217,7 +224,7 @@ def parse_seconds(text: str) -> float:
     except ValueError:
         seconds = math.nan
     if not (seconds > 0 and math.isfinite(seconds)):
-        raise UsageError(f"--checkpoint-every needs a positive number of seconds, not {text!r}")
+        raise ValueError(f"--checkpoint-every needs a positive number of seconds, not {text!r}")
     return seconds
 
 

@@ -809,7 +809,7 @@ pub fn continuation_at(
                 asm.imm(Op::LoadConst, konst);
                 asm.imm(Op::StoreFast, local);
             }
-            Restore::Push { konst, .. } => {
+            Restore::Push { konst, .. } | Restore::Value { konst } => {
                 asm.imm(Op::LoadConst, konst);
                 pushed += 1;
             }
@@ -821,10 +821,6 @@ pub fn continuation_at(
             }
             Restore::Null => {
                 asm.imm(Op::PushNull, 0);
-                pushed += 1;
-            }
-            Restore::Value { konst } => {
-                asm.imm(Op::LoadConst, konst);
                 pushed += 1;
             }
         }
