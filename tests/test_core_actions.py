@@ -936,6 +936,42 @@ def test_generator_close_and_throw_never_reach_the_policy(policy):
     assert policy.exceptions == ["ValueError"]
 
 
+def test_closing_a_generator_does_not_call_the_dispatcher(policy, monkeypatch):
+    """3.11/3.12 close a suspended generator by throwing ``GeneratorExit`` in
+    at its ``yield``: every generator abandoned early (``any(...)``) would run
+    the dispatcher. The ``yield`` filters it out; anything else thrown in still
+    reaches the statement's resume point."""
+    import builtins
+
+    calls = []
+    real = builtins.__resurrect_dispatch__
+
+    def counting(exc, rp):
+        calls.append(type(exc).__name__)
+        return real(exc, rp)
+
+    monkeypatch.setattr(builtins, "__resurrect_dispatch__", counting)
+
+    @resumable
+    def g():
+        yield 1
+        yield 2
+
+    @resumable
+    def first_true(xs):
+        return any(x for x in xs if x)
+
+    it = g()
+    next(it)
+    it.close()
+    assert first_true([0, 1, 2]) is True
+    assert calls == []
+    it = g()
+    next(it)
+    assert outcome(it.throw, ValueError("thrown")) == ("raise", "ValueError")
+    assert calls == ["ValueError"]
+
+
 def test_yield_from_delegation(policy):
     policy.decide = decider("retry")
 

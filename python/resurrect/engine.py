@@ -334,22 +334,59 @@ def refusal(frame: types.FrameType, st: Statement, action: Action) -> str | None
     reason = st.refusal(action)
     if reason is None and action is Action.RETRY and st.rp.kind == "loop":
         reason = _loop_retry_refusal(frame, st)
-    if reason is None and action in (Action.SKIP, Action.USE_VALUE) and st.rp.kind != "loop":
-        # 3.13's superinstructions read some locals without an unbound check:
-        # jumping past a binding the statement makes must not leave one unbound.
-        unchecked = _core.unchecked_locals(frame.f_code)
-        if unchecked:
-            stored = set(_core.stored_locals(frame.f_code, st.rp.index))
-            if action is Action.USE_VALUE:
-                stored -= _target_names(st.node)
-            ns = frame.f_locals
-            missing = [n for n in unchecked if n in stored and n not in ns]
-            if missing:
+    if reason is None and action in (Action.SKIP, Action.USE_VALUE):
+        missing = _left_unbound(frame, st, action)
+        if missing:
+            why = _checked_handover_refusal(frame, st)
+            if why is not None:
                 names = ", ".join(f"`{n}`" for n in missing)
-                return f"continuing would leave {names} unbound (give a value with `use`, or assign it first)"
+                return (
+                    f"continuing would leave {names} unbound and {why} "
+                    "(give a value with `use`, or assign it first)"
+                )
     if reason is None and edits is not None:
         reason = edits.refusal(frame, st, action)
     return reason
+
+
+def _left_unbound(frame: types.FrameType, st: Statement, action: Action) -> list[str]:
+    """Locals a skip (or ``use``) of ``st`` would leave unbound that the frame's
+    code reads without an unbound check (3.12+ ``LOAD_FAST``: the compiler
+    proved them bound on every path from the entry, which a skip breaks;
+    reading one would read NULL). Empty on 3.11, whose reads all check."""
+    if st.rp.kind == "loop" or st.rp.skip_to is None:
+        return []
+    unchecked = _core.unchecked_reads(frame.f_code)
+    if not unchecked:
+        return []
+    stored = set(_core.stored_locals(frame.f_code, st.rp.index))
+    if action is Action.USE_VALUE:
+        stored -= _target_names(st.node)
+    if not stored:
+        return []
+    ns = frame.f_locals
+    return [n for n in unchecked if n in stored and n not in ns]
+
+
+#: CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+_CO_SUSPENDS = 0x20 | 0x80 | 0x200
+
+
+def _checked_handover_refusal(frame: types.FrameType, st: Statement) -> str | None:
+    """Why the frame cannot continue after ``st`` in a continuation of its own
+    code (whose local reads are checked), or ``None``."""
+    if frame.f_code.co_flags & _CO_SUSPENDS:
+        return "a generator or coroutine cannot hand over to checked code"
+    if st.rp.handover_refusal is not None:
+        return st.rp.handover_refusal
+    if _core.is_continuation(frame.f_code):
+        return "this frame already runs a continuation"
+    reload = _module("resurrect.reload")
+    code = frame.f_code
+    if reload._unbound_reads(code, st.rp.skip_to, reload._bound_in(frame, code)):
+        # 3.13: a superinstruction would read it in the continuation too.
+        return "the code after it reads it without a check"
+    return None
 
 
 def _loop_retry_refusal(frame: types.FrameType, st: Statement) -> str | None:
@@ -485,10 +522,22 @@ def _may_return_true(fn: Any) -> bool:
     the policy is then asked, and propagating gives the plain behaviour. C-level
     exits (files, locks, …) never suppress."""
     code = getattr(fn, "__code__", None)
-    if code is None:
+    if not isinstance(code, types.CodeType):
         return False
-    dis = _module("dis")
+    known = _returns_true.get(id(code))
+    if known is None or known[0] is not code:
+        known = _returns_true[id(code)] = (code, _scan_returns_true(code))
+    return known[1]
 
+
+#: ``_may_return_true`` by code object (held, so its id stays its own):
+#: disassembling costs tens of microseconds, and the same ``__exit__`` meets
+#: every exception of a loop.
+_returns_true: dict[int, tuple[types.CodeType, bool]] = {}
+
+
+def _scan_returns_true(code: types.CodeType) -> bool:
+    dis = _module("dis")
     prev = None
     for ins in dis.get_instructions(code):
         if ins.opname == "RETURN_CONST" and ins.argval is True:
@@ -694,6 +743,8 @@ def _apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decisio
         raise RestartRefused(reason)
     if a is Action.PROPAGATE:
         return None
+    if a in (Action.SKIP, Action.USE_VALUE) and _left_unbound(frame, st, a):
+        return _skip_to_checked_code(frame, st, d)
     if a is Action.RETRY:
         return True
     if a is Action.SKIP:
@@ -714,6 +765,25 @@ def _apply(frame: types.FrameType, st: Statement, exc: BaseException, d: Decisio
         assert d.thunk is not None
         raise _Leave(False, d.thunk)
     raise AssertionError(a)
+
+
+def _skip_to_checked_code(frame: types.FrameType, st: Statement, d: Decision):
+    """Skip (or ``use``) where a local the code reads unchecked would stay
+    unbound: the frame continues after ``st`` in a continuation of its own
+    code, whose reads check (a read of the local then raises
+    ``UnboundLocalError``, its own resume point, as on 3.11). ``refusal`` has
+    checked that the hand-over is possible."""
+    if d.action is Action.USE_VALUE:
+        node = st.node
+        if not isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            raise RestartRefused("`use` needs an assignment here")
+        for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+            _assign(frame, t, d.value)
+    try:
+        thunk = _module("resurrect.reload").checked_continuation(frame, st.rp)
+    except _core.BytecodeError as e:
+        raise RestartRefused(f"continuing after the statement is impossible: {e}") from None
+    raise _Leave(False, thunk)
 
 
 def _use_value(frame: types.FrameType, st: Statement, value: Any):

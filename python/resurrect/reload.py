@@ -2207,6 +2207,27 @@ def continue_in_new_code(
     return Decision(Action.TRANSFER, thunk=thunk)
 
 
+def checked_continuation(frame: types.FrameType, rp: Any) -> Callable[[], Any]:
+    """The hand-over thunk that continues ``frame`` after resume point ``rp``
+    in a continuation of its own code (the engine's skip where a local read
+    without a check would stay unbound: the continuation's reads check).
+    Raises ``RestartRefused`` or ``_core.BytecodeError`` with the reason."""
+    code = frame.f_code
+    base = _core.frame_stack(frame, rp.start)
+    if base is None or len(base) != len(rp.base):
+        raise RestartRefused(
+            "the frame's loops and `with` blocks cannot be read (not on this thread's stack)"
+        )
+    closure = _closure_for(frame, code)
+    if closure is False:
+        raise RestartRefused("the closure this frame runs in cannot be found")
+    missing = _unbound_reads(code, rp.skip_to, _bound_in(frame, code))
+    if missing:
+        names = ", ".join(f"`{n}`" for n in missing)
+        raise RestartRefused(f"the code after it would read {names} before assigning it")
+    return _continuation_thunk(frame, code, rp.skip_to, base, closure)
+
+
 def _localsplus(code: types.CodeType) -> list[tuple[str, bool]]:
     cells = set(code.co_cellvars)
     names = [(n, n in cells) for n in code.co_varnames]

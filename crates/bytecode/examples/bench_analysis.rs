@@ -45,6 +45,7 @@ fn main() {
             value: 3,
             late: 4,
             first_rp_const: 5,
+            generator_exit: Some(6),
         };
         let t = Instant::now();
         let mut n = 0;

@@ -43,6 +43,7 @@ fn main() {
         value: 1002,
         late: 1003,
         first_rp_const: 2000,
+        generator_exit: Some(5),
     };
     let r = emit::instrument(&a, &code, &lines, first, names, 999, nargs).unwrap();
     for i in instr::decode(&r.code, ver).unwrap() {

@@ -841,6 +841,33 @@ impl Analysis {
     }
 }
 
+/// Locals (not among the first `nargs`, which are bound on entry and never
+/// unbound by a restart) that `instrs` read without an unbound check: 3.12+
+/// `LOAD_FAST` and 3.13's `LOAD_FAST_LOAD_FAST`/`STORE_FAST_LOAD_FAST`. A skip
+/// must not leave one unbound in code that reads it so. 3.11 checks every read.
+pub fn unchecked_reads(instrs: &[Instr], ver: Version, nargs: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if ver == Version::V3_11 {
+        return out;
+    }
+    for ins in instrs {
+        let reads: &[u32] = match ins.op {
+            Op::LoadFast => &[ins.arg],
+            Op::LoadFastLoadFast => &[ins.arg >> 4, ins.arg & 15],
+            Op::StoreFastLoadFast if ins.arg >> 4 == ins.arg & 15 => &[],
+            Op::StoreFastLoadFast => &[ins.arg & 15],
+            _ => &[],
+        };
+        for &l in reads {
+            if l >= nargs && !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 impl Analysis {
     /// Locals that 3.13's superinstructions (`LOAD_FAST_LOAD_FAST`,
     /// `STORE_FAST_LOAD_FAST`) read without an unbound check: a restart that

@@ -58,6 +58,10 @@ pub struct StubNames {
     pub late: u32,
     /// `co_consts` index holding the integer 0; resume point `i` loads `first_rp_const + i`.
     pub first_rp_const: u32,
+    /// `co_names` index of `GeneratorExit`: given, each covered `YIELD_VALUE`
+    /// of 3.11/3.12 code gets a filter sending `GeneratorExit` straight on
+    /// (see `instrument`).
+    pub generator_exit: Option<u32>,
 }
 
 /// The rewritten parts of a code object.
@@ -86,6 +90,8 @@ enum Label {
     TransferRaised(u32),
     /// The late stub of a `try`/`except` (by index of its no-match `RERAISE`).
     Late(u32),
+    /// The `GeneratorExit` filter of a `YIELD_VALUE` (by instruction index).
+    YieldFilter(u32),
     LatePropagate(u32),
     LateRaised(u32),
     LateLeaf(u32),
@@ -334,6 +340,8 @@ fn layout(ver: Version, items: &[Emit], base_unit: u32) -> Result<(Vec<u8>, Vec<
 /// Append stubs for every resume point with covered instructions.
 ///
 /// `none_const` is a `co_consts` index holding `None` (for `__exit__` calls).
+/// `_nargs` (the argument slots) is not needed since the original `LOAD_FAST`s
+/// stay as they are; kept so callers need not change.
 pub fn instrument(
     a: &Analysis,
     original_code: &[u8],
@@ -341,7 +349,7 @@ pub fn instrument(
     firstlineno: i64,
     names: StubNames,
     none_const: u32,
-    nargs: u32,
+    _nargs: u32,
 ) -> Result<Rewritten> {
     let ver = a.version;
     let mut asm = Asm::new(ver);
@@ -368,6 +376,35 @@ pub fn instrument(
             }
         };
         group_of.insert(rp.index, g as u32);
+    }
+    // 3.11 and 3.12 close a suspended generator by throwing `GeneratorExit` in
+    // at its `yield` (3.13 finishes it without running any code when no `try`
+    // is around the `yield`): every generator abandoned early (`any(...)`,
+    // `zip`, `next(genexp)`) would run its stub and call the dispatcher only
+    // to be told to propagate. A covered `yield` goes to a filter instead that
+    // re-raises `GeneratorExit` to the original handler and sends anything
+    // else thrown in on to the statement's stub. Filters come first: their
+    // jumps to the stubs are forward.
+    let mut yield_filter: HashMap<usize, u32> = HashMap::default();
+    if let (Some(ge), true) = (names.generator_exit, ver != Version::V3_13) {
+        for (i, ins) in a.instrs.iter().enumerate() {
+            if ins.op != Op::YieldValue || !a.covered[i] {
+                continue;
+            }
+            let Some(r) = a.owner[i] else { continue };
+            if late.contains_key(&r) {
+                continue;
+            }
+            let rp = &a.rps[r as usize];
+            asm.set_handler(rp.handler);
+            asm.line = rp.line;
+            asm.label(Label::YieldFilter(i as u32));
+            asm.imm(Op::LoadGlobal, ge << 1);
+            asm.imm(Op::CheckExcMatch, 0);
+            asm.pop_jump_if_false(Label::Stub(r));
+            asm.imm(Op::Reraise, 0);
+            yield_filter.insert(i, r);
+        }
     }
     for (k, rp) in stubbed.iter().enumerate() {
         let g = group_of[&rp.index];
@@ -596,7 +633,11 @@ pub fn instrument(
             continue;
         }
         let rp = &a.rps[r as usize];
-        let target = label_at[&Label::Stub(r)];
+        let target = if yield_filter.contains_key(&i) {
+            label_at[&Label::YieldFilter(i as u32)]
+        } else {
+            label_at[&Label::Stub(r)]
+        };
         for u in ins.offset..ins.end() {
             units[u as usize] = Some(Handler {
                 target,
@@ -665,19 +706,13 @@ pub fn instrument(
         }
     }
     let max_base = stubbed.iter().map(|r| r.depth()).max().unwrap_or(0);
+    // 3.12+ `LOAD_FAST` does not check for an unbound local (the compiler
+    // proved it bound). The instrumented code keeps them: `LOAD_FAST_CHECK`
+    // costs a few percent on tight code and blocks 3.12's `LOAD_FAST__*`
+    // superinstructions. A skip that would leave such a local unbound hands
+    // the frame over to a continuation instead, whose reads are checked
+    // (`Analysis::unchecked_reads`, `engine.refusal`).
     let mut code = original_code.to_vec();
-    // 3.12+ `LOAD_FAST` does not check for an unbound local: the compiler proved
-    // the local bound on every path. A skipped statement breaks that proof, so
-    // every local that is not an argument is read with `LOAD_FAST_CHECK`
-    // (same size, no caches) and raises `UnboundLocalError` instead of crashing.
-    if ver != Version::V3_11 {
-        let check = ver.num(Op::LoadFastCheck);
-        for ins in &a.instrs {
-            if ins.op == Op::LoadFast && ins.arg >= nargs {
-                code[2 * ins.op_offset() as usize] = check;
-            }
-        }
-    }
     code.extend_from_slice(&stub_code);
     Ok(Rewritten {
         code,

@@ -31,7 +31,7 @@ proptest! {
     ) {
         for v in VERSIONS {
             if let Ok(a) = Analysis::new(v, &code, &exc, &lines, first) {
-                let names = StubNames { dispatch: 0, unwind: 1, value: 2, late: 4, first_rp_const: 3 };
+                let names = StubNames { dispatch: 0, unwind: 1, value: 2, late: 4, first_rp_const: 3, generator_exit: None };
                 let _ = emit::instrument(&a, &code, &lines, first, names, 0, 0);
             }
         }
@@ -67,7 +67,7 @@ proptest! {
         }
         let lines = linetable::encode(&linetable::line_entries((code.len() / 2) as u32, Some(1), 1));
         if let Ok(a) = Analysis::new(v, &code, &[], &lines, 1) {
-            let names = StubNames { dispatch: 0, unwind: 1, value: 2, late: 4, first_rp_const: 3 };
+            let names = StubNames { dispatch: 0, unwind: 1, value: 2, late: 4, first_rp_const: 3, generator_exit: None };
             let _ = emit::instrument(&a, &code, &lines, 1, names, 0, 0);
             // Continuations of any frame state are checked, never a panic.
             let layout = Layout {

@@ -54,6 +54,7 @@ const NAMES: StubNames = StubNames {
     value: 1002,
     late: 1003,
     first_rp_const: 2000,
+    generator_exit: Some(1004),
 };
 
 #[test]
@@ -135,9 +136,27 @@ fn instrumented_code_is_stack_consistent() {
                     assert_eq!(e, rp.handler, "{file}#{k}: except-first statement");
                     continue;
                 }
-                let stub = exctable::lookup(&b.entries, ins.op_offset())
+                let mut stub = exctable::lookup(&b.entries, ins.op_offset())
                     .unwrap()
                     .target;
+                // 3.11/3.12 `yield`: a filter re-raising `GeneratorExit` to the
+                // statement's own handler, anything else on to the stub.
+                let yield_filter = ver != Version::V3_13 && ins.op == Op::YieldValue;
+                let f0 = b.index_of_start(stub).unwrap();
+                let is_filter = b.instrs[f0].op == Op::LoadGlobal
+                    && b.instrs[f0].arg == NAMES.generator_exit.unwrap() << 1;
+                assert_eq!(is_filter, yield_filter, "{file}#{k}: yield filter");
+                if is_filter {
+                    assert_eq!(b.instrs[f0 + 1].op, Op::CheckExcMatch);
+                    let pj = &b.instrs[f0 + 2];
+                    assert!(matches!(
+                        pj.op,
+                        Op::PopJumpIfFalse | Op::PopJumpForwardIfFalse
+                    ));
+                    assert_eq!(b.instrs[f0 + 3].op, Op::Reraise);
+                    assert_eq!(b.handler_at(f0 + 3), rp.handler, "{file}#{k}: filter");
+                    stub = instr::jump_target(pj, ver).unwrap() as u32;
+                }
                 let s = b.index_of_start(stub).unwrap();
                 let pj = b.instrs[s..]
                     .iter()

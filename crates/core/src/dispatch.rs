@@ -1,18 +1,19 @@
 //! The builtin the stubs call, with the fast path that decides in Rust
 //! whether the frame's own `except` catches the exception.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use pyo3::exceptions::{
-    PyGeneratorExit, PyKeyboardInterrupt, PyRecursionError, PyStopIteration, PySystemExit,
+    PyException, PyGeneratorExit, PyKeyboardInterrupt, PyRecursionError, PyStopIteration,
+    PySystemExit,
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use resurrect_bytecode::analysis::{Analysis, HandlerKind};
 use resurrect_bytecode::exctable::Handler;
+use resurrect_bytecode::fxhash::FxHashMap;
 use resurrect_bytecode::{Op, Version};
 
 use crate::frames::{self, base_slots};
@@ -91,22 +92,28 @@ fn traceback_type(py: Python<'_>) -> Option<usize> {
     Some(addr)
 }
 
-/// The traceback entries of `exc`, head first, as `(tb, frame, lasti)`
-/// addresses; `limit` entries at most.
-fn tb_entries(exc: &Bound<'_, PyAny>, limit: usize) -> Vec<(usize, usize, i32)> {
+/// Calls `f(tb, frame, lasti)` with the traceback entries of `exc` as
+/// addresses, head first, until it returns `true` (then returns `true`).
+/// Nothing is allocated: this runs on every exception a stub meets.
+fn tb_any(exc: &Bound<'_, PyAny>, mut f: impl FnMut(usize, usize, i32) -> bool) -> bool {
     let py = exc.py();
-    let mut out = Vec::new();
     let Some(tb_type) = traceback_type(py) else {
-        return out;
+        return false;
     };
     if !exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
-        return out;
+        return false;
     }
     // SAFETY: `exc` is a live exception instance; PyException_GetTraceback
     // returns a new reference (or NULL) we release below.
     let head = unsafe { ffi::PyException_GetTraceback(exc.as_ptr()) };
     let mut tb = head;
-    while !tb.is_null() && out.len() < limit {
+    let mut found = false;
+    // Bounded: a traceback chain is finite, but a cycle built by hand
+    // (`tb.tb_next = tb`) must not hang the program.
+    for _ in 0..1_000_000 {
+        if tb.is_null() {
+            break;
+        }
         // SAFETY: `tb` is a live object (the chain hangs from `head`, which we
         // own a reference to, through `tb_next` links owned by each entry).
         // Its type is checked to be exactly `types.TracebackType` before the
@@ -116,7 +123,10 @@ fn tb_entries(exc: &Bound<'_, PyAny>, limit: usize) -> Vec<(usize, usize, i32)> 
                 break;
             }
             let raw = &*(tb as *const RawTraceback);
-            out.push((tb as usize, raw.tb_frame as usize, raw.tb_lasti));
+            if f(tb as usize, raw.tb_frame as usize, raw.tb_lasti) {
+                found = true;
+                break;
+            }
             tb = raw.tb_next;
         }
     }
@@ -124,7 +134,7 @@ fn tb_entries(exc: &Bound<'_, PyAny>, limit: usize) -> Vec<(usize, usize, i32)> 
         // SAFETY: releases the reference PyException_GetTraceback gave us.
         unsafe { ffi::Py_DECREF(head) };
     }
-    out
+    found
 }
 
 /// Whether `exc` was let through by a decision in a frame it has since left.
@@ -142,18 +152,23 @@ fn already_decided(exc: &Bound<'_, PyAny>) -> bool {
     if m.exc != exc.as_ptr() as usize {
         return false;
     }
-    tb_entries(exc, 1_000_000)
-        .iter()
-        .skip(1)
-        .any(|&(tb, frame, lasti)| tb == m.tb && frame == m.frame && lasti == m.lasti)
+    let mut head = true;
+    tb_any(exc, |tb, frame, lasti| {
+        let below_head = !std::mem::replace(&mut head, false);
+        below_head && tb == m.tb && frame == m.frame && lasti == m.lasti
+    })
 }
 
 fn mark_decided(exc: &Bound<'_, PyAny>) {
-    let mark = tb_entries(exc, 1).first().map(|&(tb, frame, lasti)| Mark {
-        exc: exc.as_ptr() as usize,
-        tb,
-        frame,
-        lasti,
+    let mut mark = None;
+    tb_any(exc, |tb, frame, lasti| {
+        mark = Some(Mark {
+            exc: exc.as_ptr() as usize,
+            tb,
+            frame,
+            lasti,
+        });
+        true
     });
     DECIDED.with(|d| d.set(mark));
 }
@@ -414,16 +429,23 @@ enum Verdict {
     Unknown,
 }
 
-/// Verdicts by (code object, code unit, exception type). Clauses are evaluated
-/// once per key: a program that rebinds a global used in an `except` clause
-/// after it was evaluated is not noticed (such an exception then propagates,
-/// as plain Python would, without pausing). The values hold the type so its
-/// address is never reused while cached.
-type VerdictCache = Mutex<HashMap<(usize, u32, usize), (Verdict, Py<PyAny>)>>;
+/// Verdicts by (code object, where, exception type): `where` is the code unit
+/// a caller frame is suspended at, or [`RP_TAG`] `|` the resume point index for
+/// the frame whose stub is deciding. Clauses are evaluated once per key: a
+/// program that rebinds a global used in an `except` clause after it was
+/// evaluated is not noticed (such an exception then propagates, as plain
+/// Python would, without pausing). The values hold the type so its address is
+/// never reused while cached; only code objects of the registry, which holds
+/// them for good, are keys. A hit decides a frame without the registry or the
+/// analysis: this runs for every exception a stub meets.
+type VerdictCache = Mutex<FxHashMap<(usize, u32, usize), (Verdict, Py<PyAny>)>>;
+
+/// Marks a [`VerdictCache`] key's `where` as a resume point index.
+const RP_TAG: u32 = 1 << 31;
 
 fn verdicts() -> &'static VerdictCache {
     static V: OnceLock<VerdictCache> = OnceLock::new();
-    V.get_or_init(|| Mutex::new(HashMap::new()))
+    V.get_or_init(|| Mutex::new(FxHashMap::default()))
 }
 
 fn frame_verdict(
@@ -439,7 +461,17 @@ fn frame_verdict(
                 Some(false) => continue,
                 None => return Ok(Verdict::Unknown),
             },
-            HandlerKind::ExceptCleanup | HandlerKind::AsCleanup | HandlerKind::Other => continue,
+            // A `with` whose `__exit__` suppresses the exception handles it;
+            // one that does not lets it on to the handlers further out. So if
+            // one of those catches it, the program handles it either way (an
+            // `__exit__` raising something else raises at this frame's
+            // `WITH_EXCEPT_START`, where that new exception meets its own
+            // stub). Only when nothing further out catches it must Python ask
+            // the context manager: the walk then answers "ask Python".
+            HandlerKind::WithCleanup
+            | HandlerKind::ExceptCleanup
+            | HandlerKind::AsCleanup
+            | HandlerKind::Other => continue,
             HandlerKind::GeneratorWrapper if !exc.is_instance_of::<PyStopIteration>() => continue,
             _ => return Ok(Verdict::Unknown),
         }
@@ -447,64 +479,77 @@ fn frame_verdict(
     Ok(Verdict::Passes)
 }
 
+/// The verdict of `frame` (running `code`) at `place` (see [`VerdictCache`]),
+/// from the cache or worked out and cached. `None`: the code is not
+/// instrumented or the place not found ("ask Python").
+fn verdict_at(
+    frame: &Bound<'_, PyAny>,
+    code: &Bound<'_, PyAny>,
+    place: u32,
+    exc: &Bound<'_, PyAny>,
+    exc_type: &Bound<'_, PyAny>,
+) -> PyResult<Option<Verdict>> {
+    let key = (code.as_ptr() as usize, place, exc_type.as_ptr() as usize);
+    if let Some(v) = verdicts()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).map(|v| v.0))
+    {
+        return Ok(Some(v));
+    }
+    let Some(info) = lookup(code) else {
+        return Ok(None);
+    };
+    let v = if info.instrumented {
+        let a = &info.analysis;
+        let i = if place & RP_TAG != 0 {
+            a.rps
+                .get((place & !RP_TAG) as usize)
+                .and_then(|r| a.index_of_start(r.start))
+        } else {
+            a.instr_at_unit(place)
+        };
+        let Some(i) = i else { return Ok(None) };
+        frame_verdict(a, frame, i, exc)?
+    } else {
+        // Analysed but not instrumented (the registry holds it for good too):
+        // its handlers are not ours to read ahead of Python.
+        Verdict::Unknown
+    };
+    if let Ok(mut m) = verdicts().lock() {
+        m.insert(key, (v, exc_type.clone().unbind()));
+    }
+    Ok(Some(v))
+}
+
 /// The fast path: whether an `except` of instrumented code on the stack, from
 /// the failing statement outward, certainly catches `exc`. Stops (answering
-/// `false`, "ask Python") at the first frame that is not instrumented, a `with`
-/// cleanup (its context manager may suppress), `except*`, or a clause it cannot
-/// evaluate. A `true` only ever lets the exception propagate, as plain Python.
+/// `false`, "ask Python") at the first frame that is not instrumented,
+/// `except*`, or a clause it cannot evaluate; passes `with` blocks (see
+/// [`frame_verdict`]). A `true` only ever lets the exception propagate, as
+/// plain Python.
 fn caught_by_user_code(
     frame: &Bound<'_, PyAny>,
     exc: &Bound<'_, PyAny>,
     rp: u32,
 ) -> PyResult<bool> {
+    if rp & RP_TAG != 0 {
+        return Ok(false);
+    }
     let exc_type = exc.get_type().into_any();
     let mut f = frame.clone();
-    let mut unit: Option<u32> = None;
+    let mut place = RP_TAG | rp;
     for _ in 0..10_000 {
         let code = frames::code_of(&f);
-        let Some(info) = lookup(&code) else {
-            return Ok(false);
-        };
-        if !info.instrumented {
-            return Ok(false);
-        }
-        let a = &info.analysis;
-        let i = match unit {
-            None => a
-                .rps
-                .get(rp as usize)
-                .and_then(|r| a.index_of_start(r.start)),
-            Some(u) => a.instr_at_unit(u),
-        };
-        let Some(i) = i else { return Ok(false) };
-        let key = (
-            code.as_ptr() as usize,
-            a.instrs[i].offset,
-            exc_type.as_ptr() as usize,
-        );
-        let cached = verdicts()
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).map(|v| v.0));
-        let v = match cached {
-            Some(v) => v,
-            None => {
-                let v = frame_verdict(a, &f, i, exc)?;
-                if let Ok(mut m) = verdicts().lock() {
-                    m.insert(key, (v, exc_type.clone().unbind()));
-                }
-                v
-            }
-        };
-        match v {
-            Verdict::Caught => return Ok(true),
-            Verdict::Unknown => return Ok(false),
-            Verdict::Passes => {}
+        match verdict_at(&f, &code, place, exc, &exc_type)? {
+            Some(Verdict::Caught) => return Ok(true),
+            Some(Verdict::Passes) => {}
+            Some(Verdict::Unknown) | None => return Ok(false),
         }
         let Some((back, lasti)) = frames::back_of(&f) else {
             return Ok(false);
         };
-        unit = Some(lasti / 2);
+        place = lasti / 2;
         f = back;
     }
     Ok(false)
@@ -570,9 +615,12 @@ fn decide(
 }
 
 fn is_flow(exc: &Bound<'_, PyAny>) -> bool {
-    exc.is_instance_of::<PySystemExit>()
-        || exc.is_instance_of::<PyGeneratorExit>()
-        || exc.is_instance_of::<PyKeyboardInterrupt>()
+    // The three derive from `BaseException` only: one check settles the
+    // common case.
+    !exc.is_instance_of::<PyException>()
+        && (exc.is_instance_of::<PySystemExit>()
+            || exc.is_instance_of::<PyGeneratorExit>()
+            || exc.is_instance_of::<PyKeyboardInterrupt>())
 }
 
 /// `__resurrect_late__(exc)`: called by a `try`'s late stub when none of its

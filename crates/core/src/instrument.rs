@@ -1,6 +1,6 @@
 //! Rewriting code objects and the registry of what was rewritten.
 
-use std::collections::HashMap;
+use resurrect_bytecode::fxhash::FxHashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyCode, PyDict, PyTuple};
 use resurrect_bytecode::analysis::Analysis;
 use resurrect_bytecode::emit::{self, Restore, StubNames};
 use resurrect_bytecode::frame_state::{Layout, LocalKind};
-use resurrect_bytecode::{exctable, instr, linetable, RpKind, SlotKind};
+use resurrect_bytecode::{exctable, instr, linetable, Op, RpKind, SlotKind, Version};
 
 use crate::{to_py, version};
 
@@ -23,11 +23,11 @@ pub struct CodeInfo {
     pub late: Vec<u32>,
 }
 
-type Registry = Mutex<HashMap<usize, Arc<CodeInfo>>>;
+type Registry = Mutex<FxHashMap<usize, Arc<CodeInfo>>>;
 
 fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(HashMap::new()))
+    REG.get_or_init(|| Mutex::new(FxHashMap::default()))
 }
 
 /// The registry entry of a code object, if it was instrumented or analysed.
@@ -163,6 +163,16 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     let unwind = name_index(&mut names, py, NAMES[1])?;
     let value = name_index(&mut names, py, NAMES[2])?;
     let late = name_index(&mut names, py, NAMES[3])?;
+    let generator_exit = if a.version != Version::V3_13
+        && a.instrs
+            .iter()
+            .zip(&a.covered)
+            .any(|(ins, &c)| c && ins.op == Op::YieldValue)
+    {
+        Some(name_index(&mut names, py, "GeneratorExit")?)
+    } else {
+        None
+    };
     let none_const = new_consts.len() as u32;
     new_consts.push(py.None().into_bound(py));
     let first_rp_const = new_consts.len() as u32;
@@ -180,6 +190,7 @@ pub fn instrument<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
             value,
             late,
             first_rp_const,
+            generator_exit,
         },
         none_const,
         nargs(code)?,
@@ -243,6 +254,23 @@ fn unchecked_locals(code: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     Ok(out)
 }
 
+/// Names of the locals `code`'s own instructions read without an unbound
+/// check (3.12+ `LOAD_FAST`, 3.13 superinstructions; none on 3.11), arguments
+/// left out: a skip must not leave one of them unbound in this code.
+#[pyfunction]
+fn unchecked_reads(code: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let ver = version(code.py())?;
+    let instrs = instr::decode(&bytes_attr(code, "co_code")?, ver).map_err(to_py)?;
+    let varnames = code.getattr("co_varnames")?.cast_into::<PyTuple>()?;
+    let mut out = Vec::new();
+    for l in resurrect_bytecode::analysis::unchecked_reads(&instrs, ver, nargs(code)?) {
+        if let Ok(n) = varnames.get_item(l as usize) {
+            out.push(n.extract()?);
+        }
+    }
+    Ok(out)
+}
+
 /// Names of the locals resume point `rp` of `code` stores.
 #[pyfunction]
 fn stored_locals(code: &Bound<'_, PyAny>, rp: u32) -> PyResult<Vec<String>> {
@@ -255,6 +283,14 @@ fn stored_locals(code: &Bound<'_, PyAny>, rp: u32) -> PyResult<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// Whether `code` is a continuation (made by `continuation` or
+/// `call_continuation` from instrumented code): its registered analysis is the
+/// original's shifted past the prologue, so its first instruction is not at 0.
+#[pyfunction]
+fn is_continuation(code: &Bound<'_, PyAny>) -> bool {
+    lookup(code).is_some_and(|i| i.analysis.instrs.first().is_some_and(|x| x.offset > 0))
 }
 
 /// Whether `code` carries resume points made by [`instrument`].
@@ -725,6 +761,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call_continuation, m)?)?;
     m.add_function(wrap_pyfunction!(is_instrumented, m)?)?;
     m.add_function(wrap_pyfunction!(unchecked_locals, m)?)?;
+    m.add_function(wrap_pyfunction!(unchecked_reads, m)?)?;
+    m.add_function(wrap_pyfunction!(is_continuation, m)?)?;
     m.add_function(wrap_pyfunction!(stored_locals, m)?)?;
     m.add_function(wrap_pyfunction!(resume_points, m)?)?;
     m.add_function(wrap_pyfunction!(resume_point_at, m)?)?;
